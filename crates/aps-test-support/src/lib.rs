@@ -1,0 +1,1 @@
+//! Test fixtures shared by apsctl's test suites: package builders and hostile archives.
