@@ -4,3 +4,15 @@
 //! processes, interpreters and database servers; `aps-ops` turns package requirements into calls
 //! here. All process and environment access goes through [`env::Env`].
 #![deny(missing_docs)]
+
+pub mod configure_output;
+pub mod db;
+pub mod env;
+pub mod fsx;
+pub mod interp;
+pub mod lock;
+pub mod names;
+pub mod php;
+pub mod redact;
+pub mod runner;
+pub mod user;

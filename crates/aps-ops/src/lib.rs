@@ -1,2 +1,37 @@
 //! The operations layer: every command of apsctl is one function here.
+//!
+//! Main decision: the CLI (and later the HTTP service) are thin edges. They parse their input into
+//! an options struct, call one function of this crate with a [`Context`] and a [`Reporter`], and
+//! render the report it returns. Nothing here prints; nothing here knows about clap or JSON
+//! rendering. Data flows one way: edge → operations → domain crates (`aps-meta`, `aps-archive`) →
+//! store (`aps-store`) and host adapters (`aps-host`).
 #![deny(missing_docs)]
+
+pub mod configure;
+pub mod context;
+mod database;
+mod deploy;
+pub mod error;
+pub mod home;
+pub mod install;
+pub mod instance;
+pub mod journal;
+pub mod package;
+pub mod recover;
+pub mod remove;
+pub mod report;
+mod runtime;
+mod script;
+pub mod server;
+pub mod site;
+mod vars;
+
+pub use aps_host::env::Env;
+pub use context::Context;
+pub use error::{Error, ErrorKind};
+pub use report::Reporter;
+
+/// The current time as the store records it.
+pub(crate) fn now(ctx: &Context) -> aps_store::time::Timestamp {
+    aps_store::time::Timestamp::from_system_time(ctx.env.now())
+}

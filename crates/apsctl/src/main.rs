@@ -1,2 +1,24 @@
 //! The `apsctl` command line: a thin edge over `aps_ops`.
-fn main() {}
+//!
+//! `main` parses the arguments, builds the one [`aps_host::env::Env`] of the process, sends the
+//! command to its handler in [`cli`] and turns the outcome into an exit status. Every handler
+//! parses its arguments into an `aps_ops` options struct, calls one operation and renders the
+//! report through [`output::Printer`].
+mod cli;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let printer = output::Printer::new(args.json, args.quiet);
+    match cli::run(args, &printer) {
+        Ok(code) => code,
+        Err(err) => {
+            printer.error(&err);
+            output::exit_code_for(&err)
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! `SQLite` "server": database files in apsctl's private storage, handled with rusqlite.
+//!
+//! Main decision: each database gets its own directory, `<sqlite_dir>/<name>/<name>.sqlite`
+//! (mode 0700 / 0600). `SQLite` writes its `-journal`/`-wal` files beside the database, so the site
+//! user needs write access to the directory that holds it; a directory per database lets the
+//! caller hand exactly that directory to the site user and nothing of other instances. There are
+//! no logins: login, password, host and port are empty (§11 Q24), and "creating the login" is a
+//! no-op. Dump and load use `SQLite`'s online backup API, so a dump is itself a database file and
+//! is consistent even while the application writes.
+//!
+//! Known gaps: ownership of the directory and file is left to the caller (they are created
+//! owned by apsctl's user); the version reported is the `SQLite` bundled into apsctl, not the one in
+//! the site's PHP.
+
+use std::io;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+
+use super::client;
+use super::{
+    ConnectionValues, DatabaseServer, DbError, DbSpec, NameLimits, ServerConfig, ServerType,
+    ServerVersion,
+};
+
+const KIND: ServerType = ServerType::Sqlite;
+
+/// File name suffix of database files.
+const SUFFIX: &str = ".sqlite";
+
+/// Longest database name. Far below the file-name limit (255 bytes for `<name>.sqlite-journal`)
+/// so the whole path stays within `SQLite`'s own path limit (512 bytes, [`PATH_LIMIT`]).
+const NAME_LIMIT: usize = 64;
+
+/// Longest path the `SQLite` Unix VFS opens (`MAX_PATHNAME`).
+const PATH_LIMIT: usize = 512;
+
+/// Longest companion file suffix (`-journal`).
+const COMPANION_LIMIT: usize = 8;
+
+/// Files `SQLite` may leave beside a database, removed with it.
+const COMPANIONS: &[&str] = &["", "-journal", "-wal", "-shm"];
+
+/// Pages copied per backup step, and how long to wait when the source is busy.
+const PAGES_PER_STEP: i32 = 1024;
+const BUSY_PAUSE: Duration = Duration::from_millis(10);
+/// Consecutive busy steps tolerated (about 30 seconds).
+const BUSY_LIMIT: u32 = 3000;
+
+/// Databases as files under one private directory.
+pub(super) struct Sqlite {
+    dir: PathBuf,
+}
+
+impl Sqlite {
+    pub(super) fn new(config: &ServerConfig) -> Result<Self, DbError> {
+        let dir = config
+            .sqlite_dir
+            .clone()
+            .filter(|dir| dir.is_absolute())
+            .ok_or_else(|| DbError::Config {
+                server: KIND,
+                reason: "an absolute directory for the database files is required".to_owned(),
+            })?;
+        // `<dir>/<name>/<name>.sqlite-journal` must fit in SQLite's path limit.
+        let longest = dir.as_os_str().len() + 2 + 2 * NAME_LIMIT + SUFFIX.len() + COMPANION_LIMIT;
+        if longest > PATH_LIMIT {
+            return Err(DbError::Config {
+                server: KIND,
+                reason: format!(
+                    "directory `{}` is too long for SQLite's {PATH_LIMIT}-byte path limit",
+                    dir.display()
+                ),
+            });
+        }
+        Ok(Self { dir })
+    }
+
+    /// The directory of database `name`.
+    fn db_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The database file of `name`.
+    fn db_file(&self, name: &str) -> PathBuf {
+        self.db_dir(name).join(format!("{name}{SUFFIX}"))
+    }
+
+    fn check_name(name: &str) -> Result<(), DbError> {
+        super::check_common(KIND, "database name", name)?;
+        super::check_length(KIND, "database name", name, NAME_LIMIT)?;
+        if name.contains('/') || name.starts_with('.') {
+            return Err(DbError::InvalidName {
+                server: KIND,
+                what: "database name",
+                value: name.to_owned(),
+                reason: "it must be a plain file name (no `/`, not starting with `.`)".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn open(path: &Path, flags: OpenFlags) -> Result<Connection, DbError> {
+        Connection::open_with_flags(path, flags).map_err(|source| DbError::Sqlite {
+            action: "open",
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Creates the directory and the empty database file, failing if either exists.
+    fn create_files(&self, name: &str) -> Result<(), DbError> {
+        fs_err::create_dir_all(&self.dir).map_err(|source| DbError::Io {
+            action: "create the SQLite database directory".to_owned(),
+            source,
+        })?;
+        let dir = self.db_dir(name);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| {
+                if source.kind() == io::ErrorKind::AlreadyExists {
+                    DbError::DatabaseExists {
+                        server: KIND,
+                        name: name.to_owned(),
+                    }
+                } else {
+                    DbError::Io {
+                        action: format!("create directory `{}`", dir.display()),
+                        source,
+                    }
+                }
+            })?;
+        let file = self.db_file(name);
+        let created = {
+            use fs_err::os::unix::fs::OpenOptionsExt as _;
+            fs_err::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+        };
+        if let Err(source) = created {
+            // The directory is the one this call just made.
+            let _ = fs_err::remove_dir(&dir);
+            return Err(DbError::Io {
+                action: "create the SQLite database file".to_owned(),
+                source,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl DatabaseServer for Sqlite {
+    fn kind(&self) -> ServerType {
+        KIND
+    }
+
+    fn version(&self) -> Result<ServerVersion, DbError> {
+        Ok(ServerVersion::parse(rusqlite::version(), "SQLite"))
+    }
+
+    fn name_limits(&self) -> Result<NameLimits, DbError> {
+        Ok(NameLimits {
+            database: NAME_LIMIT,
+            login: None,
+        })
+    }
+
+    fn database_exists(&self, name: &str) -> Result<bool, DbError> {
+        Self::check_name(name)?;
+        let dir = self.db_dir(name);
+        match fs_err::symlink_metadata(&dir) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(DbError::Io {
+                action: "look for the SQLite database directory".to_owned(),
+                source,
+            }),
+        }
+    }
+
+    fn login_exists(&self, _login: &str) -> Result<bool, DbError> {
+        Ok(false)
+    }
+
+    fn create_database(&self, spec: &DbSpec) -> Result<(), DbError> {
+        Self::check_name(&spec.name)?;
+        self.create_files(&spec.name)?;
+        let file = self.db_file(&spec.name);
+        // Opening and reading the schema proves the file is a usable database.
+        let checked = Self::open(&file, OpenFlags::SQLITE_OPEN_READ_WRITE).and_then(|conn| {
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map_err(|source| DbError::Sqlite {
+                action: "read the schema of",
+                path: file.clone(),
+                source,
+            })
+        });
+        if let Err(e) = checked {
+            let _ = self.drop_database(&spec.name);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn check_login(&self, spec: &DbSpec) -> Result<(), DbError> {
+        Self::check_name(&spec.name)?;
+        let file = self.db_file(&spec.name);
+        if !file.is_file() {
+            return Err(DbError::DatabaseMissing {
+                server: KIND,
+                name: spec.name.clone(),
+            });
+        }
+        let conn = Self::open(&file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map(drop)
+        .map_err(|source| DbError::Sqlite {
+            action: "read the schema of",
+            path: file,
+            source,
+        })
+    }
+
+    fn drop_database(&self, name: &str) -> Result<bool, DbError> {
+        if !self.database_exists(name)? {
+            return Ok(false);
+        }
+        let file = self.db_file(name);
+        for companion in COMPANIONS {
+            let mut path = file.clone().into_os_string();
+            path.push(companion);
+            match fs_err::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(DbError::Io {
+                        action: "remove the SQLite database file".to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        // Not recursive: anything else in the directory is not ours to delete.
+        fs_err::remove_dir(self.db_dir(name)).map_err(|source| DbError::Io {
+            action: "remove the SQLite database directory".to_owned(),
+            source,
+        })?;
+        Ok(true)
+    }
+
+    fn drop_login(&self, _login: &str) -> Result<bool, DbError> {
+        Ok(false)
+    }
+
+    fn dump(&self, name: &str, out: &Path) -> Result<(), DbError> {
+        Self::check_name(name)?;
+        let file = self.db_file(name);
+        if !file.is_file() {
+            return Err(DbError::DatabaseMissing {
+                server: KIND,
+                name: name.to_owned(),
+            });
+        }
+        let source = Self::open(&file, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        drop(client::create_dump_file(out)?);
+        let result = Self::open(out, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .and_then(|mut target| copy(&source, &mut target, out));
+        result.map_err(|e| client::discard_partial(out, e))
+    }
+
+    fn load(&self, spec: &DbSpec, from: &Path) -> Result<(), DbError> {
+        Self::check_name(&spec.name)?;
+        fs_err::metadata(from).map_err(|source| DbError::Io {
+            action: "open the dump to load".to_owned(),
+            source,
+        })?;
+        let file = self.db_file(&spec.name);
+        if !file.is_file() {
+            return Err(DbError::DatabaseMissing {
+                server: KIND,
+                name: spec.name.clone(),
+            });
+        }
+        let source = Self::open(from, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut target = Self::open(&file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        copy(&source, &mut target, &file)
+    }
+
+    fn connection_values(&self, spec: &DbSpec) -> ConnectionValues {
+        ConnectionValues {
+            name: self.db_file(&spec.name).to_string_lossy().into_owned(),
+            login: String::new(),
+            host: String::new(),
+            port: String::new(),
+        }
+    }
+}
+
+/// Copies every page of `source` into `target` with the online backup API.
+fn copy(source: &Connection, target: &mut Connection, target_path: &Path) -> Result<(), DbError> {
+    let err = |source| DbError::Sqlite {
+        action: "copy pages into",
+        path: target_path.to_owned(),
+        source,
+    };
+    let backup = Backup::new(source, target).map_err(err)?;
+    let mut busy = 0;
+    loop {
+        match backup.step(PAGES_PER_STEP).map_err(err)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => busy = 0,
+            StepResult::Busy | StepResult::Locked => {
+                busy += 1;
+                if busy > BUSY_LIMIT {
+                    return Err(err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        Some("the database stayed locked for 30 seconds".to_owned()),
+                    )));
+                }
+                thread::sleep(BUSY_PAUSE);
+            }
+            _ => thread::sleep(BUSY_PAUSE),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_plain_file_names() {
+        assert!(Sqlite::check_name("wp_1").is_ok());
+        assert!(Sqlite::check_name(r#"it's "odd" \ `x`"#).is_ok());
+        for bad in ["", "a/b", ".hidden", "..", "a\0b"] {
+            assert!(Sqlite::check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(Sqlite::check_name(&"a".repeat(NAME_LIMIT)).is_ok());
+        assert!(Sqlite::check_name(&"a".repeat(NAME_LIMIT + 1)).is_err());
+    }
+
+    #[test]
+    fn relative_directories_are_refused() {
+        assert!(Sqlite::new(&ServerConfig::sqlite("relative/dir")).is_err());
+        assert!(Sqlite::new(&ServerConfig::sqlite("/abs/dir")).is_ok());
+        let deep = format!("/{}", "d".repeat(400));
+        assert!(Sqlite::new(&ServerConfig::sqlite(deep)).is_err());
+    }
+}

@@ -1,0 +1,607 @@
+//! Runs a package script (or any program) as a site's system user under the D7 process contract.
+//!
+//! Main decision (REFERENCE §4.2, D7): argv is passed straight to `execve`, never through a shell;
+//! the environment is cleared and rebuilt from `PATH`, `HOME`, `LANG=C.UTF-8` and the APS
+//! variables; the child switches to the site user's uid, gid and supplementary groups, refuses
+//! uid 0, reads `/dev/null`, and leads its own process group. stdout and stderr are drained by two
+//! threads, each keeping at most `output_cap` bytes (the rest is counted and dropped). When the
+//! timeout expires the whole process group gets `SIGKILL`. The exit status is the only success
+//! signal: output text is never scanned.
+//!
+//! A run ends when the script's main process ends: anything it left running in its process group
+//! is killed then too, so no stray process keeps running as the site user after apsctl reported
+//! the result.
+//!
+//! Secrets are replaced by `***` in the captured text before it leaves this module (see
+//! [`crate::redact`]).
+//!
+//! Switching users needs root; when apsctl already runs as the site user, the switch is skipped.
+//!
+//! Known gaps: a descendant that leaves the process group (`setsid`) escapes the kill; if it keeps
+//! the output pipes open, the run stops waiting for output after [`READER_GRACE`], marks the
+//! stream truncated, and the reader thread lingers until the pipe closes. Durations use the
+//! monotonic clock, not [`Env::now`].
+use std::ffi::CString;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::{Gid, Pid, Uid};
+
+use crate::env::{CHILD_LANG, Env};
+use crate::redact::Redactor;
+use crate::user::{SystemUser, UserError};
+
+/// D7: a script may run 15 minutes before its process group is killed.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Bytes kept of each of stdout and stderr unless the caller chooses otherwise (1 MiB).
+pub const DEFAULT_OUTPUT_CAP: usize = 1 << 20;
+
+/// `PATH` given to scripts unless the caller chooses otherwise.
+pub const DEFAULT_SCRIPT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// How long to keep waiting for the output pipes to close after the process group was killed.
+pub const READER_GRACE: Duration = Duration::from_secs(5);
+
+/// One run of a program as a site user. Build it with [`ScriptRun::script`] or
+/// [`ScriptRun::program`], then adjust the public fields.
+#[derive(Debug, Clone)]
+pub struct ScriptRun<'a> {
+    /// The program executed: for a package script, its interpreter (absolute path).
+    pub program: PathBuf,
+    /// Arguments after the program name: for a package script `[script, action, extra…]`.
+    pub args: Vec<String>,
+    /// Working directory (for a package script, the instance's private copy of `scripts/`).
+    pub cwd: PathBuf,
+    /// The user the program runs as; root is refused.
+    pub user: &'a SystemUser,
+    /// Environment variables added after the base (`PATH`, `HOME`, `LANG`): the APS variables.
+    pub vars: Vec<(String, String)>,
+    /// The `PATH` the program sees.
+    pub base_path: String,
+    /// How long the program may run before its whole process group is killed.
+    pub timeout: Duration,
+    /// Bytes kept of each of stdout and stderr.
+    pub output_cap: usize,
+    /// Values replaced by `***` in the captured output (passwords, `DB_*_PASSWORD`).
+    pub secrets: Vec<String>,
+}
+
+impl<'a> ScriptRun<'a> {
+    /// A package script run: argv `[interpreter, script, action]`; append extra arguments (such as
+    /// the old version and release of an upgrade) with [`ScriptRun::arg`].
+    pub fn script(
+        interpreter: &Path,
+        script: &Path,
+        action: &str,
+        cwd: &Path,
+        user: &'a SystemUser,
+    ) -> Self {
+        let mut run = Self::program(interpreter, cwd, user);
+        run.args = vec![script.to_string_lossy().into_owned(), action.to_owned()];
+        run
+    }
+
+    /// A run of `program` with no arguments and the default limits.
+    pub fn program(program: &Path, cwd: &Path, user: &'a SystemUser) -> Self {
+        Self {
+            program: program.to_path_buf(),
+            args: Vec::new(),
+            cwd: cwd.to_path_buf(),
+            user,
+            vars: Vec::new(),
+            base_path: DEFAULT_SCRIPT_PATH.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            output_cap: DEFAULT_OUTPUT_CAP,
+            secrets: Vec::new(),
+        }
+    }
+
+    /// Appends one argument.
+    #[must_use]
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds one environment variable.
+    #[must_use]
+    pub fn var(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.vars.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// The program exited with this code.
+    Exited(i32),
+    /// The program was killed by this signal (not by apsctl's timeout).
+    Signaled(i32),
+    /// The timeout expired and apsctl killed the process group.
+    TimedOut,
+}
+
+/// What one stream (stdout or stderr) produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// The kept bytes as text (invalid UTF-8 replaced by U+FFFD), secrets redacted.
+    pub text: String,
+    /// How many bytes the program wrote in total, kept or not.
+    pub total_bytes: u64,
+    /// Whether bytes were dropped (over the cap, or the pipe never closed).
+    pub truncated: bool,
+}
+
+/// The result of a run that started.
+#[derive(Debug, Clone)]
+pub struct ScriptOutcome {
+    /// How the run ended.
+    pub status: RunStatus,
+    /// The program's standard output.
+    pub stdout: Captured,
+    /// The program's standard error.
+    pub stderr: Captured,
+    /// Wall time from start to the end of the process.
+    pub duration: Duration,
+}
+
+impl ScriptOutcome {
+    /// The only success: exit status 0. Signals and timeouts are failures.
+    pub fn success(&self) -> bool {
+        self.status == RunStatus::Exited(0)
+    }
+}
+
+/// Why a run could not be carried out (a script that ran and failed is not an error; see
+/// [`ScriptOutcome::success`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The user is root.
+    #[error("refusing to run `{}`", program.display())]
+    Root {
+        /// The program.
+        program: PathBuf,
+        /// The refusal.
+        #[source]
+        source: UserError,
+    },
+    /// An argument contains a NUL byte and cannot be passed to `execve`.
+    #[error("argument {index} for `{}` contains a NUL byte", program.display())]
+    NulArgument {
+        /// The program.
+        program: PathBuf,
+        /// Position in [`ScriptRun::args`].
+        index: usize,
+    },
+    /// A variable name is empty or contains `=` or NUL, or its value contains NUL.
+    #[error("environment variable `{name}` for `{}` is not valid", program.display())]
+    InvalidVariable {
+        /// The program.
+        program: PathBuf,
+        /// The variable name (never the value, which may be a secret).
+        name: String,
+    },
+    /// The working directory does not exist or is not a folder.
+    #[error("working directory `{}` for `{}` is not a folder", cwd.display(), program.display())]
+    Cwd {
+        /// The program.
+        program: PathBuf,
+        /// The working directory.
+        cwd: PathBuf,
+    },
+    /// The program could not be started (missing, not executable, or the user switch or `chdir`
+    /// was refused).
+    #[error(
+        "cannot start `{}` as user `{user}` in `{}`",
+        program.display(),
+        cwd.display()
+    )]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The user it was to run as.
+        user: String,
+        /// The working directory.
+        cwd: PathBuf,
+        /// The system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the program failed.
+    #[error("cannot wait for `{}`", program.display())]
+    Wait {
+        /// The program.
+        program: PathBuf,
+        /// The system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the program's output failed.
+    #[error("cannot read the output of `{}`", program.display())]
+    Capture {
+        /// The program.
+        program: PathBuf,
+        /// The system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The timeout expired but the process group could not be killed.
+    #[error("cannot kill the process group of `{}`", program.display())]
+    Kill {
+        /// The program.
+        program: PathBuf,
+        /// The system error.
+        #[source]
+        source: Errno,
+    },
+}
+
+/// Runs `run` to the end and returns its status and redacted output.
+pub fn run(env: &Env, run: &ScriptRun<'_>) -> Result<ScriptOutcome, RunError> {
+    let program = &run.program;
+    run.user
+        .ensure_not_root()
+        .map_err(|source| RunError::Root {
+            program: program.clone(),
+            source,
+        })?;
+    check_inputs(run)?;
+    if !run.cwd.is_dir() {
+        return Err(RunError::Cwd {
+            program: program.clone(),
+            cwd: run.cwd.clone(),
+        });
+    }
+    let spawn_error = |source| RunError::Spawn {
+        program: program.clone(),
+        user: run.user.name().to_owned(),
+        cwd: run.cwd.clone(),
+        source,
+    };
+    // Checked above: no NUL in the path.
+    let cwd = CString::new(run.cwd.as_os_str().as_bytes()).map_err(|_| RunError::Cwd {
+        program: program.clone(),
+        cwd: run.cwd.clone(),
+    })?;
+    let identity = Identity {
+        // Already that user (apsctl run by the site user itself): no switch, which would need
+        // privileges; `ensure_not_root` above still keeps root out.
+        switch_user: env.uid() != run.user.uid(),
+        uid: Uid::from_raw(run.user.uid()),
+        gid: Gid::from_raw(run.user.gid()),
+        groups: run
+            .user
+            .groups()
+            .iter()
+            .copied()
+            .map(Gid::from_raw)
+            .collect(),
+        cwd,
+    };
+
+    let mut command = env.command(program);
+    command
+        .env_clear()
+        .env("PATH", &run.base_path)
+        .env("HOME", run.user.home())
+        .env("LANG", CHILD_LANG)
+        .envs(run.vars.iter().map(|(k, v)| (k, v)))
+        .args(&run.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    identity.install(&mut command);
+
+    let started = Instant::now();
+    let child = command.spawn().map_err(spawn_error)?;
+    let mut running = Running::new(child, program)?;
+    let stdout = running.child.stdout.take();
+    let stderr = running.child.stderr.take();
+    let (done_tx, done_rx) = mpsc::channel();
+    let out = Reader::start("stdout", stdout, run.output_cap, done_tx.clone(), program)?;
+    let err = Reader::start("stderr", stderr, run.output_cap, done_tx, program)?;
+
+    let timed_out = running.wait_for_exit(started, run.timeout)?;
+    // The leader has exited (still unreaped, so its process group id cannot be reused) or timed
+    // out: kill whatever remains of the group, then reap.
+    running.kill_group()?;
+    let raw = running.reap()?;
+    let duration = started.elapsed();
+
+    // Wait for both readers to see end of file.
+    let grace_end = Instant::now() + READER_GRACE;
+    let mut finished = 0;
+    while finished < 2 {
+        let left = grace_end.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            break;
+        }
+        finished += 1;
+    }
+
+    let status = if timed_out {
+        RunStatus::TimedOut
+    } else if let Some(code) = raw.code() {
+        RunStatus::Exited(code)
+    } else {
+        RunStatus::Signaled(raw.signal().unwrap_or(0))
+    };
+    let redactor = Redactor::new(run.secrets.iter().cloned());
+    Ok(ScriptOutcome {
+        status,
+        stdout: out.finish(&redactor, program)?,
+        stderr: err.finish(&redactor, program)?,
+        duration,
+    })
+}
+
+/// Rejects arguments and variables that `execve` cannot carry, naming the offender.
+fn check_inputs(run: &ScriptRun<'_>) -> Result<(), RunError> {
+    if let Some(index) = run.args.iter().position(|a| a.contains('\0')) {
+        return Err(RunError::NulArgument {
+            program: run.program.clone(),
+            index,
+        });
+    }
+    let bad_var = run.vars.iter().find(|(name, value)| {
+        name.is_empty() || name.contains(['=', '\0']) || value.contains('\0')
+    });
+    if let Some((name, _)) = bad_var {
+        return Err(RunError::InvalidVariable {
+            program: run.program.clone(),
+            name: name.replace('\0', "\\0"),
+        });
+    }
+    if run.base_path.contains('\0') {
+        return Err(RunError::InvalidVariable {
+            program: run.program.clone(),
+            name: "PATH".into(),
+        });
+    }
+    if run.cwd.as_os_str().as_bytes().contains(&0) {
+        return Err(RunError::Cwd {
+            program: run.program.clone(),
+            cwd: run.cwd.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The identity the child takes on between `fork` and `exec`.
+struct Identity {
+    switch_user: bool,
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<Gid>,
+    cwd: CString,
+}
+
+impl Identity {
+    /// Makes the child drop to the site user and enter its working directory.
+    ///
+    /// `CommandExt::uid`/`gid` cannot be used: std runs `pre_exec` hooks after its own `setuid`,
+    /// when `setgroups` is no longer permitted, and without a `groups` call (unstable) std clears
+    /// the supplementary groups. So the hook does all of it, in the required order: groups, gid,
+    /// uid, then `chdir` (as the user, so a folder the user cannot enter fails the spawn).
+    fn install(self, command: &mut std::process::Command) {
+        let Self {
+            switch_user,
+            uid,
+            gid,
+            groups,
+            cwd,
+        } = self;
+        let hook = move || -> std::io::Result<()> {
+            // Only async-signal-safe work here: the child of a multi-threaded parent may call
+            // nothing that allocates or takes locks. `setgroups`, `setgid`, `setuid` and `chdir`
+            // are plain system calls on memory prepared before the fork (`groups`, `cwd`), and
+            // `Errno` converts to `io::Error` without allocating.
+            if switch_user {
+                nix::unistd::setgroups(&groups)?;
+                nix::unistd::setgid(gid)?;
+                nix::unistd::setuid(uid)?;
+            }
+            nix::unistd::chdir(cwd.as_c_str())?;
+            Ok(())
+        };
+        #[expect(
+            unsafe_code,
+            reason = "pre_exec is unsafe because the hook runs between fork and exec; it only \
+                      makes async-signal-safe system calls on memory prepared before the fork"
+        )]
+        // SAFETY: see the comment in `hook`; it touches no locks, allocates nothing and does not
+        // unwind.
+        unsafe {
+            command.pre_exec(hook);
+        }
+    }
+}
+
+/// A started child; dropping it before [`Running::reap`] kills its group and reaps it, so an
+/// error path never leaves a script running.
+struct Running<'p> {
+    child: Child,
+    pgid: Pid,
+    program: &'p Path,
+    reaped: bool,
+}
+
+impl<'p> Running<'p> {
+    fn new(child: Child, program: &'p Path) -> Result<Self, RunError> {
+        let mut running = Self {
+            child,
+            pgid: Pid::from_raw(0),
+            program,
+            reaped: false,
+        };
+        let pid = i32::try_from(running.child.id()).map_err(|e| RunError::Wait {
+            program: program.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
+        running.pgid = Pid::from_raw(pid);
+        Ok(running)
+    }
+
+    /// Waits until the leader exits (without reaping it) or the timeout expires; on expiry kills
+    /// the group and returns `true`.
+    fn wait_for_exit(&mut self, started: Instant, timeout: Duration) -> Result<bool, RunError> {
+        let deadline = started.checked_add(timeout);
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            match waitid(Id::Pid(self.pgid), flags) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                Ok(_) => return Ok(false),
+                Err(e) => {
+                    return Err(RunError::Wait {
+                        program: self.program.to_path_buf(),
+                        source: e.into(),
+                    });
+                }
+            }
+            let now = Instant::now();
+            if let Some(deadline) = deadline {
+                if now >= deadline {
+                    self.kill_group()?;
+                    return Ok(true);
+                }
+                pause = pause.min(deadline - now);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `SIGKILL` to the whole process group; a group already gone is fine.
+    fn kill_group(&self) -> Result<(), RunError> {
+        match killpg(self.pgid, Signal::SIGKILL) {
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(source) => Err(RunError::Kill {
+                program: self.program.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Collects the leader's exit status.
+    fn reap(&mut self) -> Result<std::process::ExitStatus, RunError> {
+        let status = self.child.wait().map_err(|source| RunError::Wait {
+            program: self.program.to_path_buf(),
+            source,
+        })?;
+        self.reaped = true;
+        Ok(status)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // Best effort on an error path; the error being returned matters more.
+            self.kill_group().ok();
+            self.child.wait().ok();
+        }
+    }
+}
+
+/// Bytes read from one pipe so far, shared between the reader thread and [`run`].
+#[derive(Default)]
+struct Capture {
+    kept: Vec<u8>,
+    total: u64,
+    error: Option<std::io::Error>,
+    closed: bool,
+}
+
+/// A thread draining one output pipe.
+struct Reader {
+    shared: Arc<Mutex<Capture>>,
+}
+
+impl Reader {
+    fn start(
+        name: &str,
+        pipe: Option<impl Read + Send + 'static>,
+        cap: usize,
+        done: mpsc::Sender<()>,
+        program: &Path,
+    ) -> Result<Self, RunError> {
+        let shared = Arc::new(Mutex::new(Capture::default()));
+        let Some(mut pipe) = pipe else {
+            // Not piped: nothing to read.
+            lock(&shared).closed = true;
+            done.send(()).ok();
+            return Ok(Self { shared });
+        };
+        let thread_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("script-{name}"))
+            .spawn(move || {
+                let mut buf = [0u8; 8192];
+                loop {
+                    match pipe.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            let mut capture = lock(&thread_shared);
+                            let room = cap.saturating_sub(capture.kept.len());
+                            capture.kept.extend_from_slice(&buf[..n.min(room)]);
+                            capture.total += n as u64;
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            lock(&thread_shared).error = Some(e);
+                            break;
+                        }
+                    }
+                }
+                lock(&thread_shared).closed = true;
+                done.send(()).ok();
+            })
+            .map_err(|source| RunError::Capture {
+                program: program.to_path_buf(),
+                source,
+            })?;
+        Ok(Self { shared })
+    }
+
+    /// Takes what was read so far as redacted text.
+    fn finish(self, redactor: &Redactor, program: &Path) -> Result<Captured, RunError> {
+        let mut capture = lock(&self.shared);
+        if let Some(source) = capture.error.take() {
+            return Err(RunError::Capture {
+                program: program.to_path_buf(),
+                source,
+            });
+        }
+        let kept = std::mem::take(&mut capture.kept);
+        let truncated = !capture.closed || capture.total > kept.len() as u64;
+        let text = String::from_utf8_lossy(&kept);
+        let text = if truncated {
+            redactor.apply_cut(&text)
+        } else {
+            redactor.apply(&text)
+        };
+        Ok(Captured {
+            text,
+            total_bytes: capture.total,
+            truncated,
+        })
+    }
+}
+
+/// Locks `m`, ignoring poisoning (a reader thread cannot leave the data half-updated).
+fn lock(m: &Mutex<Capture>) -> std::sync::MutexGuard<'_, Capture> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,256 @@
+//! `SQLite` "server": database files in a private directory, dumped with the online backup API.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use aps_host::db::{self, DatabaseServer, DbError, DbErrorKind, DbSpec, Secret, ServerConfig};
+use aps_host::names::{self, NameParts};
+use rusqlite::Connection;
+
+fn server(dir: &Path) -> Box<dyn DatabaseServer> {
+    db::open(ServerConfig::sqlite(dir.join("databases"))).expect("open the SQLite server")
+}
+
+fn spec(name: &str) -> DbSpec {
+    DbSpec {
+        name: name.to_owned(),
+        login: String::new(),
+        password: Secret::default(),
+    }
+}
+
+fn open_db(server: &dyn DatabaseServer, spec: &DbSpec) -> Connection {
+    Connection::open(server.connection_values(spec).name).expect("open the database file")
+}
+
+const SETUP: &str = "
+CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL, data BLOB);
+CREATE TABLE audit (item INTEGER NOT NULL);
+CREATE TRIGGER items_ai AFTER INSERT ON items BEGIN INSERT INTO audit VALUES (NEW.id); END;
+CREATE VIEW item_labels AS SELECT id, label FROM items;
+INSERT INTO items (label, data) VALUES
+  ('héllo wörld 日本語 🎉', X'00FF0A0D27225C60'),
+  ('quote '' backslash \\ backtick `', NULL);
+";
+
+/// Every row of `items` and the audit count, as text.
+fn snapshot(conn: &Connection) -> String {
+    let mut out = String::new();
+    let mut stmt = conn
+        .prepare("SELECT id, label, hex(data), length(data) FROM items ORDER BY id")
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{}|{:?}\n",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                r.get::<_, Option<i64>>(3)?
+            ))
+        })
+        .expect("query_map");
+    for row in rows {
+        out.push_str(&row.expect("row"));
+    }
+    let audit: i64 = conn
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+        .expect("audit count");
+    out.push_str("audit=");
+    out.push_str(&audit.to_string());
+    out.push('\n');
+    out
+}
+
+fn insert_big_blob(conn: &Connection) {
+    let blob: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    conn.execute(
+        "INSERT INTO items (label, data) VALUES ('big', ?1)",
+        [&blob],
+    )
+    .expect("execute");
+}
+
+#[test]
+fn lifecycle_create_check_dump_drop_create_load_compare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let limits = server.name_limits().unwrap();
+    assert_eq!(limits.login, None);
+    let first = spec(&names::derive_name("WordPress", "17", limits.database).unwrap());
+    let second = spec(&names::derive_name("WordPress", "18", limits.database).unwrap());
+
+    assert!(!server.database_exists(&first.name).unwrap());
+    server.create_database(&first).unwrap();
+    assert!(server.database_exists(&first.name).unwrap());
+    assert!(!server.login_exists("").unwrap());
+    server.check_login(&first).unwrap();
+    let err = server.create_database(&first).unwrap_err();
+    assert!(matches!(err, DbError::DatabaseExists { .. }), "{err}");
+
+    let values = server.connection_values(&first);
+    let file = Path::new(&values.name);
+    assert!(file.is_absolute() && file.is_file(), "{values:?}");
+    assert_eq!(
+        file,
+        tmp.path()
+            .join("databases/wordpress_17/wordpress_17.sqlite")
+    );
+    assert_eq!(
+        (
+            values.login.as_str(),
+            values.host.as_str(),
+            values.port.as_str()
+        ),
+        ("", "", "")
+    );
+    let mode = |p: &Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+
+    let conn = open_db(server.as_ref(), &first);
+    conn.execute_batch(SETUP).unwrap();
+    insert_big_blob(&conn);
+    let before = snapshot(&conn);
+    assert!(
+        before.contains("héllo wörld 日本語 🎉|00FF0A0D27225C60"),
+        "{before}"
+    );
+    drop(conn);
+
+    let dumps = tempfile::tempdir().unwrap();
+    let dump = dumps.path().join("main.sqlite");
+    server.dump(&first.name, &dump).unwrap();
+    assert_eq!(mode(&dump), 0o600);
+    assert!(
+        fs_err::read(&dump)
+            .unwrap()
+            .starts_with(b"SQLite format 3\0")
+    );
+
+    assert!(server.drop_database(&first.name).unwrap());
+    assert!(!server.drop_database(&first.name).unwrap());
+    assert!(!file.exists() && !file.parent().unwrap().exists());
+    assert!(!server.drop_login("anything").unwrap());
+    let err = server.check_login(&first).unwrap_err();
+    assert_eq!(err.kind(), DbErrorKind::NotFound);
+
+    server.create_database(&second).unwrap();
+    server.load(&second, &dump).unwrap();
+    let conn = open_db(server.as_ref(), &second);
+    assert_eq!(snapshot(&conn), before);
+    conn.execute("INSERT INTO items (label) VALUES ('after load')", [])
+        .unwrap();
+    let audit: i64 = conn
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(audit, 4, "the trigger came back with the load");
+    drop(conn);
+    assert!(server.drop_database(&second.name).unwrap());
+    assert!(!server.database_exists(&second.name).unwrap());
+}
+
+#[test]
+fn dump_is_consistent_while_a_writer_has_an_open_transaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let db = spec("busy_1");
+    server.create_database(&db).unwrap();
+    let mut writer = open_db(server.as_ref(), &db);
+    writer.execute_batch(SETUP).unwrap();
+    let committed = snapshot(&writer);
+    let tx = writer.transaction().unwrap();
+    tx.execute("INSERT INTO items (label) VALUES ('uncommitted')", [])
+        .unwrap();
+
+    let dump = tmp.path().join("dump.sqlite");
+    server.dump(&db.name, &dump).unwrap();
+    tx.rollback().unwrap();
+    let copy = Connection::open(&dump).unwrap();
+    assert_eq!(snapshot(&copy), committed);
+}
+
+#[test]
+fn colliding_derived_names_get_a_counter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let limit = server.name_limits().unwrap().database;
+    let parts = NameParts::new("collide", "5").unwrap();
+    let mut created = Vec::new();
+    for _ in 0..3 {
+        let name = names::unique_name(&parts, limit, |n| server.database_exists(n)).unwrap();
+        server.create_database(&spec(&name)).unwrap();
+        created.push(name);
+    }
+    assert_eq!(created, ["collide_5", "collide_5_2", "collide_5_3"]);
+}
+
+#[test]
+fn hostile_but_valid_file_names_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let db = spec("d'\"\\`%_ $(x) ;");
+    server.create_database(&db).unwrap();
+    server.check_login(&db).unwrap();
+    let dump = tmp.path().join("h.sqlite");
+    server.dump(&db.name, &dump).unwrap();
+    assert!(server.drop_database(&db.name).unwrap());
+}
+
+#[test]
+fn names_that_are_not_plain_file_names_or_too_long_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let limit = server.name_limits().unwrap().database;
+    let too_long = "a".repeat(limit + 1);
+    for bad in ["", "a/b", "..", ".hidden", "a\nb", too_long.as_str()] {
+        let err = server.create_database(&spec(bad)).unwrap_err();
+        assert_eq!(err.kind(), DbErrorKind::InvalidInput, "{bad:?}: {err}");
+    }
+    assert!(!tmp.path().join("databases").join("..hidden").exists());
+    let at_limit = "b".repeat(limit);
+    server.create_database(&spec(&at_limit)).unwrap();
+    server.check_login(&spec(&at_limit)).unwrap();
+}
+
+#[test]
+fn drop_leaves_files_it_does_not_know_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let db = spec("mine_1");
+    server.create_database(&db).unwrap();
+    let file = server.connection_values(&db).name;
+    let stranger = Path::new(&file).parent().unwrap().join("notes.txt");
+    fs_err::write(&stranger, "keep me").unwrap();
+    let err = server.drop_database(&db.name).unwrap_err();
+    assert!(matches!(err, DbError::Io { .. }), "{err}");
+    assert!(stranger.exists());
+}
+
+#[test]
+fn loading_something_that_is_not_a_database_fails_and_keeps_the_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let db = spec("target_1");
+    server.create_database(&db).unwrap();
+    open_db(server.as_ref(), &db).execute_batch(SETUP).unwrap();
+    let before = snapshot(&open_db(server.as_ref(), &db));
+    let junk = tmp.path().join("junk");
+    fs_err::write(&junk, vec![b'x'; 4096]).unwrap();
+    let err = server.load(&db, &junk).unwrap_err();
+    assert!(matches!(err, DbError::Sqlite { .. }), "{err}");
+    assert_eq!(snapshot(&open_db(server.as_ref(), &db)), before);
+    let err = server.load(&db, &tmp.path().join("absent")).unwrap_err();
+    assert_eq!(err.kind(), DbErrorKind::NotFound);
+}
+
+#[test]
+fn version_is_the_library_version_and_config_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let version = server(tmp.path()).version().unwrap();
+    assert_eq!(version.product, "SQLite");
+    assert_eq!(version.raw, rusqlite::version());
+    assert!(version.at_least(&[3, 8]));
+    let err = db::open(ServerConfig::sqlite("relative")).err().unwrap();
+    assert_eq!(err.kind(), DbErrorKind::InvalidInput);
+}

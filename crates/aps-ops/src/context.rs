@@ -1,0 +1,57 @@
+//! The context every operation runs in: the home, the store, the host environment and the limits.
+use std::time::Duration;
+
+use aps_archive::Limits;
+use aps_host::env::Env;
+use aps_store::Store;
+
+use crate::error::Error;
+use crate::home::Home;
+
+/// Tunables of a controller, with the defaults of the reference.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Limits applied to every package archive (entry count, unpacked size, compression ratio).
+    pub archive_limits: Limits,
+    /// How long a package script may run before its process group is killed (D7: 15 minutes).
+    pub script_timeout: Duration,
+    /// How many bytes of a script's stdout and of its stderr are kept.
+    pub output_cap: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            archive_limits: Limits::default(),
+            script_timeout: Duration::from_secs(15 * 60),
+            output_cap: 1 << 20,
+        }
+    }
+}
+
+/// Everything an operation needs from its surroundings.
+#[derive(Debug)]
+pub struct Context {
+    /// The controller's home.
+    pub home: Home,
+    /// The store in the home.
+    pub store: Store,
+    /// The process environment and the door to child processes.
+    pub env: Env,
+    /// Limits and timeouts.
+    pub config: Config,
+}
+
+impl Context {
+    /// Opens the home at `home` (creating it) and its store.
+    pub fn open(home: &std::path::Path, env: Env, config: Config) -> Result<Self, Error> {
+        let home = Home::open(home)?;
+        let store = Store::open(&home.store())?;
+        Ok(Self {
+            home,
+            store,
+            env,
+            config,
+        })
+    }
+}

@@ -1,0 +1,296 @@
+//! Placing an instance on a site and deploying its files (REFERENCE §3.8, §8.3 steps 4 and 8; D10).
+//!
+//! Main decision: files are extracted from the repository archive straight into a private
+//! staging folder inside the site's document root (same file system, mode 0700, owned by root),
+//! hashed in the same pass, given their owner and modes there, and only then moved into place
+//! with `rename`. The site never shows a half-deployed instance, and an undo only has to remove
+//! what the journal says was moved in.
+//!
+//! Modes: deployed folders 0755 and files 0644, owned by the site's user; below a mapping with
+//! `php:permissions writable="true"` folders 0775 and files 0664 (group-writable, for sites whose
+//! PHP runs as another user of the site's group). A mapped folder the package does not ship is
+//! created empty, unless its URL ends in a name with a dot (a file mapping such as
+//! `data_custom/errorlog.php`).
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use aps_host::user::SystemUser;
+use aps_meta::model::UrlMapping;
+use aps_store::instances::{FileKind, InstanceFile};
+
+use crate::error::Error;
+
+/// Where every package directory goes, relative to the instance root.
+#[derive(Debug, Clone)]
+pub(crate) struct DeployPlan {
+    /// (package directory, URL path relative to the instance root), deepest package directory first.
+    placements: Vec<(String, String)>,
+    /// (URL path relative to the root, writable) for every non-virtual mapping.
+    dirs: Vec<(String, bool)>,
+}
+
+impl DeployPlan {
+    /// The plan of a service's URL mapping; refuses a root mapping that would publish the whole
+    /// package (scripts included).
+    pub(crate) fn new(mapping: &UrlMapping) -> Result<Self, Error> {
+        let entries = mapping.entries();
+        let mut placements = Vec::new();
+        let mut dirs: Vec<(String, bool)> = Vec::new();
+        for entry in &entries {
+            if entry.mapping.is_virtual {
+                continue;
+            }
+            let rel = entry.url_path.trim_matches('/').to_owned();
+            if let Some(dir) = &entry.package_dir {
+                if dir.is_empty() || dir == "." {
+                    return Err(Error::Invalid(
+                        "the root mapping's `path` names the whole package; apsctl deploys only a package folder such as `htdocs`".into(),
+                    ));
+                }
+                check_relative(dir)?;
+                placements.push((dir.clone(), rel.clone()));
+            }
+            check_relative(&rel)?;
+            // Writable: the mapping's own permission, else the nearest ancestor's.
+            let own = entry
+                .mapping
+                .php_permissions
+                .as_ref()
+                .and_then(|p| p.writable);
+            let inherited = dirs
+                .iter()
+                .filter(|(d, _)| d.is_empty() || rel == *d || rel.starts_with(&format!("{d}/")))
+                .max_by_key(|(d, _)| d.len())
+                .is_some_and(|(_, w)| *w);
+            dirs.push((rel, own.unwrap_or(inherited)));
+        }
+        placements.sort_by_key(|(dir, _)| std::cmp::Reverse(dir.len()));
+        Ok(Self { placements, dirs })
+    }
+
+    /// The path relative to the instance root where archive entry `name` goes, if anywhere.
+    pub(crate) fn target_of(&self, name: &str) -> Option<PathBuf> {
+        for (dir, url) in &self.placements {
+            let rest = if name == dir {
+                ""
+            } else if let Some(rest) = name
+                .strip_prefix(dir.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            {
+                rest
+            } else {
+                continue;
+            };
+            let mut path = PathBuf::from(url);
+            if !rest.is_empty() {
+                path.push(rest);
+            }
+            return Some(path);
+        }
+        None
+    }
+
+    /// Whether the path (relative to the instance root) lies below a writable mapping.
+    fn writable(&self, rel: &str) -> bool {
+        self.dirs
+            .iter()
+            .filter(|(d, _)| d.is_empty() || rel == d || rel.starts_with(&format!("{d}/")))
+            .max_by_key(|(d, _)| d.len())
+            .is_some_and(|(_, w)| *w)
+    }
+}
+
+fn check_relative(path: &str) -> Result<(), Error> {
+    let ok = Path::new(path)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "mapping path `{path}` leaves the package or the instance"
+        )))
+    }
+}
+
+/// Checks a user-given prefix (`--path`): relative segments of visible characters, no `.`, `..`
+/// or empty segment; it is never rewritten (§9). Returns it without leading/trailing slashes.
+pub(crate) fn check_prefix(prefix: &str) -> Result<String, Error> {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    for segment in trimmed.split('/') {
+        let bad = segment.is_empty()
+            || segment == "."
+            || segment == ".."
+            || segment.starts_with(".apsctl")
+            || segment.chars().any(|c| c.is_control() || c == '\\')
+            || segment.len() > 255;
+        if bad {
+            return Err(Error::Invalid(format!(
+                "installation path `{prefix}` is not usable: segment `{segment}` is empty, `.`, `..`, reserved or has control characters"
+            )));
+        }
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Whether two prefixes would put one instance inside, onto or around another.
+pub(crate) fn prefixes_overlap(a: &str, b: &str) -> bool {
+    let inside = |outer: &str, inner: &str| {
+        outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
+    };
+    inside(a, b) || inside(b, a)
+}
+
+/// What [`deploy`] put on the site.
+#[derive(Debug)]
+pub(crate) struct Deployed {
+    /// Every deployed file and folder, relative to the instance root.
+    pub files: Vec<InstanceFile>,
+    /// Whether the instance root was created (else it existed, empty).
+    pub created_root: bool,
+    /// Top-level entries moved into a pre-existing root.
+    pub entries: Vec<String>,
+}
+
+/// Extracts the mapped files of `archive` into `staging` (an empty private folder in the same
+/// file system as `root`), sets owners and modes, closes web access to a new root (mode 0700
+/// until [`open_access`]) and moves everything into `root`.
+pub(crate) fn deploy(
+    archive: &Path,
+    plan: &DeployPlan,
+    staging: &Path,
+    root: &Path,
+    user: &SystemUser,
+    limits: &aps_archive::Limits,
+) -> Result<Deployed, Error> {
+    let extracted = aps_archive::extract(archive, staging, &|name| plan.target_of(name), limits)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    for (rel, _) in &plan.dirs {
+        let last = rel.rsplit('/').next().unwrap_or("");
+        if !rel.is_empty() && !last.contains('.') {
+            fs_err::create_dir_all(staging.join(rel))?;
+        }
+    }
+    let mut files = Vec::new();
+    let by_target: BTreeMap<&PathBuf, &aps_archive::FileInfo> = extracted
+        .files
+        .iter()
+        .filter_map(|(name, info)| extracted.targets.get(name).map(|t| (t, info)))
+        .collect();
+    walk(staging, Path::new(""), &mut |rel, is_dir| {
+        let rel_text = rel.to_string_lossy().into_owned();
+        let writable = plan.writable(&rel_text);
+        let mode = match (is_dir, writable) {
+            (true, false) => 0o755,
+            (true, true) => 0o775,
+            (false, false) => 0o644,
+            (false, true) => 0o664,
+        };
+        fs_err::set_permissions(staging.join(rel), std::fs::Permissions::from_mode(mode))?;
+        if is_dir {
+            files.push(InstanceFile {
+                path: rel_text,
+                kind: FileKind::Dir,
+                size: 0,
+                sha256: None,
+            });
+        } else {
+            let info = by_target.get(&rel.to_path_buf()).ok_or_else(|| {
+                Error::Failed(format!(
+                    "deployed file `{rel_text}` is missing from the extraction record"
+                ))
+            })?;
+            files.push(InstanceFile {
+                path: rel_text,
+                kind: FileKind::File,
+                size: info.size,
+                sha256: Some(hex::encode(info.sha256)),
+            });
+        }
+        Ok(())
+    })?;
+    aps_host::fsx::chown_tree(staging, user.uid(), user.gid())
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    fs_err::set_permissions(staging, std::fs::Permissions::from_mode(0o700))?;
+
+    let mut entries = Vec::new();
+    let created_root = !root.exists();
+    if created_root {
+        if let Some(parent) = root.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::rename(staging, root)?;
+    } else {
+        for entry in fs_err::read_dir(staging)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            fs_err::rename(entry.path(), root.join(&name))?;
+            entries.push(name.to_string_lossy().into_owned());
+        }
+        fs_err::remove_dir(staging)?;
+    }
+    Ok(Deployed {
+        files,
+        created_root,
+        entries,
+    })
+}
+
+/// Opens web access to a root that [`deploy`] created (mode 0755).
+pub(crate) fn open_access(root: &Path) -> Result<(), Error> {
+    Ok(fs_err::set_permissions(
+        root,
+        std::fs::Permissions::from_mode(0o755),
+    )?)
+}
+
+/// Visits every entry below `base` (depth first, parents before children) with its path relative
+/// to `base`; never follows symbolic links.
+pub(crate) fn walk(
+    base: &Path,
+    rel: &Path,
+    visit: &mut dyn FnMut(&Path, bool) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let dir = base.join(rel);
+    let mut names: Vec<_> = fs_err::read_dir(&dir)?.collect::<Result<Vec<_>, _>>()?;
+    names.sort_by_key(fs_err::DirEntry::file_name);
+    for entry in names {
+        let child = rel.join(entry.file_name());
+        let kind = entry.file_type().map_err(|e| Error::io(&entry.path(), e))?;
+        if kind.is_dir() {
+            visit(&child, true)?;
+            walk(base, &child, visit)?;
+        } else {
+            visit(&child, false)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_checked_not_rewritten() {
+        assert_eq!(check_prefix("/blog/").unwrap(), "blog");
+        assert_eq!(check_prefix("").unwrap(), "");
+        assert_eq!(check_prefix("a/b.v2").unwrap(), "a/b.v2");
+        for bad in ["a//b", "../x", "a/./b", "a\\b", ".apsctl-staging-1"] {
+            assert!(check_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn overlap_compares_components_not_strings() {
+        assert!(prefixes_overlap("", "blog"));
+        assert!(prefixes_overlap("blog", "blog"));
+        assert!(prefixes_overlap("blog", "blog/sub"));
+        assert!(!prefixes_overlap("blog", "blogX"));
+        assert!(!prefixes_overlap("a/b", "a/c"));
+    }
+}

@@ -1,0 +1,99 @@
+//! The controller's home: where every file apsctl owns lives.
+//!
+//! ```text
+//! <home>/
+//!   store.sqlite3            the store (aps-store): repository index, sites, servers, instances, journal
+//!   repository/<ref>.app.zip the original archive of every imported package
+//!   staging/                 private scratch folders of running operations (removed on exit)
+//!   instances/<id>/          per-instance private folder (REFERENCE §4.3): meta/, scripts/, tmp/, lock
+//!   servers/<name>.pw        apsctl's own 0600 copy of a database server's admin password
+//!   databases/               SQLite databases of instances (never inside a web root)
+//! ```
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// Environment variable naming the home (CLI.md); `--home` wins over it.
+pub const HOME_VAR: &str = "APSCTL_HOME";
+
+/// Default home for root (a system service) and for other users.
+pub fn default_home(is_root: bool, user_home: Option<&Path>) -> PathBuf {
+    if is_root {
+        PathBuf::from("/var/lib/apsctl")
+    } else {
+        user_home.map_or_else(
+            || PathBuf::from(".apsctl"),
+            |h| h.join(".local/share/apsctl"),
+        )
+    }
+}
+
+/// The layout of a controller home.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// Opens (creating when missing) the home at `root`, with mode 0700 on the folders apsctl creates.
+    pub fn open(root: &Path) -> Result<Self, Error> {
+        let home = Self {
+            root: root.to_path_buf(),
+        };
+        // Site users must traverse the home to reach their instance's private scripts and their
+        // SQLite databases (0711: no listing); everything else stays private to apsctl.
+        for dir in [home.root.clone(), home.instances(), home.databases()] {
+            create_dir_with_mode(&dir, 0o711)?;
+        }
+        for dir in [home.repository(), home.staging(), home.servers()] {
+            create_dir_with_mode(&dir, 0o700)?;
+        }
+        Ok(home)
+    }
+
+    /// The home folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The store file.
+    pub fn store(&self) -> PathBuf {
+        self.root.join("store.sqlite3")
+    }
+    /// The package repository folder.
+    pub fn repository(&self) -> PathBuf {
+        self.root.join("repository")
+    }
+    /// Scratch folders of running operations.
+    pub fn staging(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+    /// Per-instance private folders.
+    pub fn instances(&self) -> PathBuf {
+        self.root.join("instances")
+    }
+    /// The private folder of one instance.
+    pub fn instance(&self, id: &str) -> PathBuf {
+        self.instances().join(id)
+    }
+    /// apsctl's copies of database admin passwords.
+    pub fn servers(&self) -> PathBuf {
+        self.root.join("servers")
+    }
+    /// SQLite databases of instances.
+    pub fn databases(&self) -> PathBuf {
+        self.root.join("databases")
+    }
+}
+
+/// Creates `dir` (and parents) with `mode` when it does not exist yet.
+fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|source| Error::io(dir, source))
+}

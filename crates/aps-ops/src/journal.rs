@@ -1,0 +1,257 @@
+//! The operation journal (D13): every step is written to the store with its undo before it acts.
+//!
+//! Main decision: an undo is plain data ([`Undo`]), serialised into the step's journal row, and
+//! executed by one idempotent function ([`apply_undo`]). The same code therefore undoes a step
+//! after a failure in the running process and after a crash, from `apsctl recover`.
+//!
+//! Known gap: after a crash between a successful `configure install` and the end of the install,
+//! `recover` deletes files and databases without running `configure remove` first (the in-process
+//! rollback does run it, REFERENCE §11 Q27).
+use std::path::{Path, PathBuf};
+
+use aps_store::journal::{NewOperation, OperationId, Outcome};
+use serde::{Deserialize, Serialize};
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::report::Reporter;
+
+/// How to take one step back. Every variant is safe to apply twice and when the step never ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "kebab-case")]
+pub enum Undo {
+    /// The step changes nothing that needs undoing.
+    Nothing,
+    /// Remove a folder apsctl created (a staging folder, an instance's private folder).
+    RemoveTree {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Remove deployed files: the listed entries below `root`, then `root` itself when apsctl
+    /// created it (it is left in place when it existed before, empty).
+    RemoveDeployed {
+        /// The instance's root directory on the site.
+        root: PathBuf,
+        /// Whether apsctl created `root`.
+        created_root: bool,
+        /// Top-level entries apsctl moved into `root` (when `root` existed before).
+        entries: Vec<String>,
+    },
+    /// Drop a database and its login that apsctl created.
+    DropDatabase {
+        /// The registered server (`db-server add` name).
+        server: String,
+        /// The database.
+        name: String,
+        /// The login.
+        login: String,
+    },
+    /// Give a path its previous permission bits back.
+    RestoreMode {
+        /// The path.
+        path: PathBuf,
+        /// The previous mode (permission bits).
+        mode: u32,
+    },
+    /// Remove the instance's rows from the store.
+    ForgetInstance {
+        /// The instance id.
+        instance: String,
+    },
+}
+
+/// A running operation's journal.
+#[derive(Debug)]
+pub struct Journal<'c> {
+    ctx: &'c Context,
+    op: OperationId,
+    /// (seq, undo) of every step recorded so far, in order.
+    steps: Vec<(u32, Undo)>,
+}
+
+impl<'c> Journal<'c> {
+    /// Starts an operation record. `params` must hold no secret and no installation-only value.
+    pub fn begin(
+        ctx: &'c Context,
+        instance: Option<&str>,
+        kind: &str,
+        params: &serde_json::Value,
+    ) -> Result<Self, Error> {
+        let op = ctx.store.journal().begin_operation(&NewOperation {
+            instance: instance.map(str::to_owned),
+            kind: kind.to_owned(),
+            params_json: params.to_string(),
+            started_at: crate::now(ctx),
+            pid: std::process::id(),
+            host: ctx.env.hostname(),
+        })?;
+        Ok(Self {
+            ctx,
+            op,
+            steps: Vec::new(),
+        })
+    }
+
+    /// Continues an operation found in the journal (by `recover`).
+    pub fn resume(ctx: &'c Context, op: OperationId) -> Self {
+        Self {
+            ctx,
+            op,
+            steps: Vec::new(),
+        }
+    }
+
+    /// The operation's id in the store.
+    pub fn id(&self) -> OperationId {
+        self.op
+    }
+
+    /// Runs one step: writes `undo` to the journal, acts, marks the step done.
+    pub fn step<T>(
+        &mut self,
+        kind: &str,
+        undo: Undo,
+        act: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let seq = self
+            .ctx
+            .store
+            .journal()
+            .record_step(self.op, kind, &to_json(&undo))?;
+        self.steps.push((seq, undo));
+        let value = act()?;
+        self.ctx.store.journal().step_done(self.op, seq)?;
+        Ok(value)
+    }
+
+    /// Replaces the undo of the last step with what the step learned while acting.
+    pub fn refine_last(&mut self, undo: Undo) -> Result<(), Error> {
+        if let Some((seq, last)) = self.steps.last_mut() {
+            self.ctx
+                .store
+                .journal()
+                .update_step_undo(self.op, *seq, &to_json(&undo))?;
+            *last = undo;
+        }
+        Ok(())
+    }
+
+    /// Undoes every recorded step in reverse, records the outcome and returns `error` with a
+    /// note on anything that could not be undone.
+    pub fn rollback(self, reporter: &dyn Reporter, error: Error) -> Error {
+        let mut leftovers = Vec::new();
+        for (seq, undo) in self.steps.iter().rev() {
+            match apply_undo(self.ctx, undo) {
+                Ok(()) => {
+                    let _ = self.ctx.store.journal().step_undone(self.op, *seq);
+                }
+                Err(e) => {
+                    reporter.warn(&format!("could not undo a step: {e}"));
+                    leftovers.push(e.to_string());
+                }
+            }
+        }
+        let outcome = if leftovers.is_empty() {
+            Outcome::RolledBack
+        } else {
+            Outcome::Failed
+        };
+        let _ = self.ctx.store.journal().finish_operation(
+            self.op,
+            outcome,
+            Some(&error.to_string()),
+            crate::now(self.ctx),
+        );
+        if leftovers.is_empty() {
+            error
+        } else {
+            Error::Failed(format!(
+                "{error}\nThe rollback left work for an administrator (run `apsctl recover` to retry):\n  {}",
+                leftovers.join("\n  ")
+            ))
+        }
+    }
+
+    /// Records success.
+    pub fn commit(self) -> Result<(), Error> {
+        self.ctx.store.journal().finish_operation(
+            self.op,
+            Outcome::Done,
+            None,
+            crate::now(self.ctx),
+        )?;
+        Ok(())
+    }
+
+    /// Records that the operation went past its commit point and completed what was left.
+    pub fn rolled_forward(self, note: Option<&str>) -> Result<(), Error> {
+        self.ctx.store.journal().finish_operation(
+            self.op,
+            Outcome::RolledForward,
+            note,
+            crate::now(self.ctx),
+        )?;
+        Ok(())
+    }
+}
+
+fn to_json(undo: &Undo) -> String {
+    serde_json::to_string(undo).unwrap_or_else(|_| "{\"undo\":\"nothing\"}".into())
+}
+
+/// Parses an undo written by [`Journal::step`].
+pub fn parse_undo(json: &str) -> Result<Undo, Error> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::Failed(format!("unreadable journal entry `{json}`: {e}")))
+}
+
+/// Applies one undo. Idempotent: what is already gone is not an error.
+pub fn apply_undo(ctx: &Context, undo: &Undo) -> Result<(), Error> {
+    match undo {
+        Undo::Nothing => Ok(()),
+        Undo::RemoveTree { path } => remove_tree(path),
+        Undo::RemoveDeployed {
+            root,
+            created_root,
+            entries,
+        } => {
+            if *created_root {
+                remove_tree(root)
+            } else {
+                for entry in entries {
+                    remove_tree(&root.join(entry))?;
+                }
+                Ok(())
+            }
+        }
+        Undo::DropDatabase {
+            server,
+            name,
+            login,
+        } => {
+            let server = crate::server::connect(ctx, server)?;
+            crate::server::drop_database_and_login(server.as_ref(), name, login)
+        }
+        Undo::RestoreMode { path, mode } => {
+            use std::os::unix::fs::PermissionsExt;
+            match fs_err::set_permissions(path, std::fs::Permissions::from_mode(*mode)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => Ok(other?),
+            }
+        }
+        Undo::ForgetInstance { instance } => {
+            ctx.store.instances().delete(instance)?;
+            Ok(())
+        }
+    }
+}
+
+/// Removes a file or a folder tree without following symbolic links; absent is fine.
+pub(crate) fn remove_tree(path: &Path) -> Result<(), Error> {
+    match fs_err::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+        Ok(meta) if meta.is_dir() => Ok(fs_err::remove_dir_all(path)?),
+        Ok(_) => Ok(fs_err::remove_file(path)?),
+    }
+}

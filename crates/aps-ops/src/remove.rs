@@ -1,0 +1,344 @@
+//! Remove: the removal scenario of the seed document, step by step (REFERENCE §8.10; D11).
+//!
+//! Main decision: the order is fixed by the seed. (1) Access to the instance is disabled and its
+//! URL mapping removed; (2) `configure remove` runs — if it cannot run or fails, removal stops,
+//! access is given back, the error is shown and everything is kept; (3) the two file trees
+//! (application files as deployed, files created or changed by the instance) are built and the
+//! user's choice applied; (4) resources are freed and every recorded system change rolled back.
+//! A successful `configure remove` is the commit point: later steps are rolled forward, and what
+//! could not be done is reported and left for a second `apsctl remove` (§11 Q27).
+//!
+//! "Disabling access" for a site apsctl does not configure a web server for (`--web none`) means
+//! making the instance's root folder private to its owner (mode 0700): a web server running as
+//! another user then answers 403. Known gap: nginx and Apache sites get no server-side block yet.
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use aps_store::instances::FileKind;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::instance::Loaded;
+use crate::journal::{self, Journal, Undo};
+use crate::report::{FileChoice, Reporter};
+
+/// Whether to drop the instance's databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Databases {
+    /// Drop databases and logins (the default).
+    #[default]
+    Drop,
+    /// Keep them (`--keep-databases`); they are listed in the report.
+    Keep,
+}
+
+/// What `remove` needs.
+#[derive(Debug, Clone, Default)]
+pub struct RemoveOptions {
+    /// Instance id.
+    pub instance: String,
+    /// The file choice; `None` asks through the reporter (refused when nobody can be asked).
+    pub files: Option<FileChoice>,
+    /// Drop or keep databases.
+    pub databases: Databases,
+}
+
+/// What `remove` did and kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoveReport {
+    /// Instance id.
+    pub instance: String,
+    /// The file choice applied.
+    pub files: FileChoice,
+    /// Number of files and folders removed.
+    pub removed: usize,
+    /// Files and folders kept (relative to the instance root): instance files, and changed
+    /// application files, with the reason.
+    pub kept_files: Vec<KeptFile>,
+    /// Databases dropped (`db:id` and name).
+    pub databases_dropped: Vec<String>,
+    /// Databases kept, with their login.
+    pub databases_kept: Vec<String>,
+}
+
+/// A file the removal left in place.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptFile {
+    /// Path relative to the instance root.
+    pub path: String,
+    /// `instance` (created by the instance) or `modified` (an application file that changed).
+    pub reason: &'static str,
+}
+
+/// Removes an instance.
+pub fn remove(
+    ctx: &Context,
+    opts: &RemoveOptions,
+    reporter: &dyn Reporter,
+) -> Result<RemoveReport, Error> {
+    if opts.files.is_none() && !reporter.can_ask() {
+        return Err(Error::Invalid(format!(
+            "removing instance {} needs a choice for its files: give `--files all` (remove every file) or `--files app` (keep files the application created or changed)",
+            opts.instance
+        )));
+    }
+    let _lock = crate::configure::lock(ctx, &opts.instance, "removal")?;
+    let loaded = Loaded::load(ctx, &opts.instance)?;
+    let params = serde_json::json!({ "files": opts.files, "databases": opts.databases });
+    let mut journal = Journal::begin(ctx, Some(&opts.instance), "remove", &params)?;
+
+    // Step 1: disable access and remove the URL mapping.
+    let before = disable_access(&mut journal, &loaded, reporter);
+    let previous_mode = before.as_ref().ok().copied().flatten();
+    // Step 2: configure remove (2.1 interpreter check, 2.2 environment, 2.3 run, 2.4 stop on failure).
+    let step2 = (|| {
+        before?;
+        if let Some(script) = loaded.config_script(ctx)? {
+            let vars = loaded.variables(None);
+            journal.step("configure-remove", Undo::Nothing, || {
+                script.run(ctx, "remove", &[], &vars, reporter)
+            })?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = step2 {
+        let e = journal.rollback(reporter, e);
+        return Err(Error::Failed(format!(
+            "{e}\nInstance {} was not removed: its files, databases and records are kept and its access was restored.",
+            opts.instance
+        )));
+    }
+    // Past the commit point: roll forward.
+    let choice = match opts.files {
+        Some(c) => c,
+        None => reporter
+            .ask_file_choice(&preview(&loaded))
+            .unwrap_or_else(|| {
+                reporter.warn("no answer: keeping the files the application created or changed");
+                FileChoice::App
+            }),
+    };
+    finish(ctx, journal, &loaded, choice, opts.databases, previous_mode)
+}
+
+/// Seed steps 3 and 4, after a successful `configure remove` (also used by `recover`).
+pub(crate) fn finish(
+    ctx: &Context,
+    journal: Journal<'_>,
+    loaded: &Loaded,
+    choice: FileChoice,
+    databases: Databases,
+    previous_mode: Option<u32>,
+) -> Result<RemoveReport, Error> {
+    let id = &loaded.instance.id;
+    let mut problems = Vec::new();
+    let (removed, kept_files) = match remove_files(loaded, choice) {
+        Ok(x) => x,
+        Err(e) => {
+            problems.push(format!("files: {e}"));
+            (0, Vec::new())
+        }
+    };
+    let mut dropped = Vec::new();
+    let mut kept_dbs = Vec::new();
+    for db in &loaded.databases {
+        let label = format!("{} ({} `{}`)", db.db_id, db.kind.as_str(), db.name);
+        if databases == Databases::Keep || db.shared {
+            let why = if db.shared {
+                "shared database, tables prefixed"
+            } else {
+                "kept on request"
+            };
+            kept_dbs.push(format!("{label}, login `{}`: {why}", db.login));
+            continue;
+        }
+        match crate::database::drop(ctx, db) {
+            Ok(()) => dropped.push(label),
+            Err(e) => problems.push(format!("database {label}: {e}")),
+        }
+    }
+    // Step 4.2: roll back recorded system changes (the access change is ours and undone last).
+    if let Err(e) = restore_access(&loaded.root, previous_mode) {
+        problems.push(format!("access: {e}"));
+    }
+    if problems.is_empty() {
+        if let Err(e) = journal::remove_tree(&loaded.private) {
+            problems.push(format!("private folder: {e}"));
+        }
+    }
+    if !problems.is_empty() {
+        let _ = ctx.store.instances().set_state(
+            id,
+            aps_store::instances::InstanceState::Failed,
+            crate::now(ctx),
+        );
+        let note = problems.join("\n  ");
+        let _ = journal.rolled_forward(Some(&note));
+        return Err(Error::Failed(format!(
+            "instance {} ran `configure remove` but could not be removed completely:\n  {note}\nRun `apsctl remove {}` again once this is fixed.",
+            id, id
+        )));
+    }
+    ctx.store.instances().delete(id)?;
+    journal.rolled_forward(None)?;
+    Ok(RemoveReport {
+        instance: id.clone(),
+        files: choice,
+        removed,
+        kept_files,
+        databases_dropped: dropped,
+        databases_kept: kept_dbs,
+    })
+}
+
+/// Seed step 1: the instance root becomes private to its owner; the previous mode (returned)
+/// is the undo.
+fn disable_access(
+    journal: &mut Journal<'_>,
+    loaded: &Loaded,
+    reporter: &dyn Reporter,
+) -> Result<Option<u32>, Error> {
+    let root = &loaded.root;
+    let Ok(meta) = fs_err::symlink_metadata(root) else {
+        return Ok(None);
+    };
+    reporter.step(&format!("disabling access to `{}`", root.display()));
+    let mode = meta.mode() & 0o7777;
+    journal.step(
+        "disable-access",
+        Undo::RestoreMode {
+            path: root.clone(),
+            mode,
+        },
+        || {
+            Ok(fs_err::set_permissions(
+                root,
+                std::fs::Permissions::from_mode(0o700),
+            )?)
+        },
+    )?;
+    Ok(Some(mode))
+}
+
+/// Step 4.2 for the access change: a root that survives the removal (kept instance files, or
+/// the document root itself) gets its previous mode back.
+fn restore_access(root: &Path, previous: Option<u32>) -> Result<(), Error> {
+    if let (true, Some(mode)) = (root.exists(), previous) {
+        fs_err::set_permissions(root, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Seed sub-step 3.1: the two trees. Returns (application files unchanged, kept files).
+fn trees(loaded: &Loaded) -> Result<(Vec<PathBuf>, Vec<KeptFile>, Vec<String>), Error> {
+    let recorded: BTreeMap<&str, &aps_store::instances::InstanceFile> =
+        loaded.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut unchanged = Vec::new();
+    let mut kept = Vec::new();
+    let mut dirs = Vec::new();
+    if !loaded.root.exists() {
+        return Ok((unchanged, kept, dirs));
+    }
+    crate::deploy::walk(&loaded.root, Path::new(""), &mut |rel, is_dir| {
+        let rel_text = rel.to_string_lossy().into_owned();
+        match recorded.get(rel_text.as_str()) {
+            Some(f) if f.kind == FileKind::Dir && is_dir => dirs.push(rel_text),
+            Some(f) if f.kind == FileKind::File && !is_dir => {
+                if same_content(&loaded.root.join(rel), f)? {
+                    unchanged.push(rel.to_path_buf());
+                } else {
+                    kept.push(KeptFile {
+                        path: rel_text,
+                        reason: "modified",
+                    });
+                }
+            }
+            _ if is_dir => {}
+            _ => kept.push(KeptFile {
+                path: rel_text,
+                reason: "instance",
+            }),
+        }
+        Ok(())
+    })?;
+    Ok((unchanged, kept, dirs))
+}
+
+fn same_content(path: &Path, record: &aps_store::instances::InstanceFile) -> Result<bool, Error> {
+    use sha2::Digest;
+    let meta = fs_err::symlink_metadata(path)?;
+    if !meta.is_file() || meta.len() != record.size {
+        return Ok(false);
+    }
+    let mut hasher = sha2::Sha256::new();
+    let mut file = fs_err::File::open(path)?;
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(record.sha256.as_deref() == Some(hex::encode(hasher.finalize()).as_str()))
+}
+
+/// What the question shows: the instance files that an `app` removal would keep.
+fn preview(loaded: &Loaded) -> String {
+    match trees(loaded) {
+        Ok((_, kept, _)) if kept.is_empty() => "The instance created or changed no files.".into(),
+        Ok((_, kept, _)) => {
+            let mut text = format!("Files created or changed by the instance ({}):", kept.len());
+            for k in kept.iter().take(20) {
+                text.push_str(&format!("\n  {} ({})", k.path, k.reason));
+            }
+            if kept.len() > 20 {
+                text.push_str("\n  …");
+            }
+            text
+        }
+        Err(e) => format!("(cannot list the instance's files: {e})"),
+    }
+}
+
+/// Seed sub-step 3.3.
+fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptFile>), Error> {
+    let root = &loaded.root;
+    if !root.exists() {
+        return Ok((0, Vec::new()));
+    }
+    match choice {
+        FileChoice::All => {
+            let mut count = 0;
+            crate::deploy::walk(root, Path::new(""), &mut |_, _| {
+                count += 1;
+                Ok(())
+            })?;
+            if root == &loaded.site.docroot {
+                for entry in fs_err::read_dir(root)? {
+                    journal::remove_tree(&entry?.path())?;
+                }
+            } else {
+                journal::remove_tree(root)?;
+            }
+            Ok((count, Vec::new()))
+        }
+        FileChoice::App => {
+            let (unchanged, kept, mut dirs) = trees(loaded)?;
+            let mut count = 0;
+            for rel in &unchanged {
+                fs_err::remove_file(root.join(rel))?;
+                count += 1;
+            }
+            // Deepest first; a folder that still holds something is kept.
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+            for rel in &dirs {
+                let path = root.join(rel);
+                if fs_err::read_dir(&path)?.next().is_none() {
+                    fs_err::remove_dir(&path)?;
+                    count += 1;
+                }
+            }
+            if root != &loaded.site.docroot && fs_err::read_dir(root)?.next().is_none() {
+                fs_err::remove_dir(root)?;
+            }
+            Ok((count, kept))
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! What a site can run: interpreters for package scripts and the requirement checks (REFERENCE §6).
+//!
+//! Main decision: every check runs against the site's own runtime — its PHP CLI run as the site's
+//! user, its registered database servers — never against apsctl's process (§9). All requirements
+//! are checked before anything changes, and all problems are reported at once.
+//!
+//! Known gaps: PHP ini values come from the site's PHP CLI, not from its web SAPI (§11 Q23);
+//! `apache:required-module` is taken as satisfied on Apache sites without asking Apache.
+use std::path::{Path, PathBuf};
+
+use aps_host::interp::{Interpreter, InterpreterRegistry};
+use aps_host::php::{IniSize, PhpInfo};
+use aps_host::user::SystemUser;
+use aps_meta::model::{
+    ApacheRequirement, DbRequirement, PhpRequirement, Requirement, Requirements, ScriptDecl,
+};
+use aps_meta::version::Version;
+use aps_store::sites::{Site, WebKind};
+
+use crate::context::Context;
+use crate::error::Error;
+
+/// Resolves and checks the PHP CLI of a site being registered. `None` when none was asked for
+/// and none is installed (such a site can host only packages without PHP).
+pub(crate) fn resolve_php(
+    ctx: &Context,
+    php: Option<&Path>,
+    user: &SystemUser,
+) -> Result<Option<PathBuf>, Error> {
+    let registry = InterpreterRegistry::default();
+    match registry.resolve("php", php) {
+        Ok(interp) => {
+            interp
+                .verify(&ctx.env, user)
+                .map_err(|e| Error::Invalid(format!("the site's PHP does not work: {e}")))?;
+            Ok(Some(interp.program))
+        }
+        Err(e) if php.is_some() => Err(Error::Invalid(e.to_string())),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The interpreter for a declared script on a site, checked to run as the site's user
+/// (seed step 2.1, REFERENCE §4.2).
+pub(crate) fn interpreter(
+    ctx: &Context,
+    site: &Site,
+    user: &SystemUser,
+    decl: &ScriptDecl,
+) -> Result<Interpreter, Error> {
+    let refuse = |e: &dyn std::fmt::Display| {
+        Error::Invalid(format!(
+            "script `{}` is written in `{}`, which site `{}` cannot run: {e}",
+            decl.name, decl.language, site.name
+        ))
+    };
+    let interp = InterpreterRegistry::default()
+        .resolve(&decl.language, site.php.as_deref())
+        .map_err(|e| refuse(&e))?;
+    interp.verify(&ctx.env, user).map_err(|e| refuse(&e))?;
+    Ok(interp)
+}
+
+/// The database server chosen for one `db:db` requirement.
+#[derive(Debug, Clone)]
+pub(crate) struct DbChoice {
+    /// The requirement.
+    pub requirement: DbRequirement,
+    /// The registered server's name.
+    pub server: String,
+}
+
+/// The outcome of checking a service's requirements on a site.
+#[derive(Debug, Default)]
+pub(crate) struct Satisfied {
+    /// A server for every database requirement, in document order.
+    pub databases: Vec<DbChoice>,
+    /// For every `choice`, the id of the alternative taken.
+    pub choices: Vec<String>,
+}
+
+/// Checks every requirement of a service on a site; returns the choices made or every problem.
+pub(crate) fn check(
+    ctx: &Context,
+    site: &Site,
+    user: &SystemUser,
+    requirements: &Requirements,
+    db_server: Option<&str>,
+) -> Result<Satisfied, Error> {
+    let mut checker = Checker {
+        ctx,
+        site,
+        user,
+        db_server,
+        php: None,
+    };
+    let mut problems = Vec::new();
+    let mut out = Satisfied::default();
+    for item in &requirements.items {
+        match checker.check(item) {
+            Ok(Some(db)) => out.databases.push(db),
+            Ok(None) => {}
+            Err(why) => problems.push(why),
+        }
+    }
+    for (n, choice) in requirements.choices.iter().enumerate() {
+        let mut reasons = Vec::new();
+        let mut taken = None;
+        for alt in &choice.alternatives {
+            let mut dbs = Vec::new();
+            let mut failed = Vec::new();
+            for item in &alt.items {
+                match checker.check(item) {
+                    Ok(Some(db)) => dbs.push(db),
+                    Ok(None) => {}
+                    Err(why) => failed.push(why),
+                }
+            }
+            if failed.is_empty() {
+                taken = Some((alt.id.clone(), dbs));
+                break;
+            }
+            reasons.push(format!("alternative `{}`: {}", alt.id, failed.join("; ")));
+        }
+        match taken {
+            Some((id, dbs)) => {
+                out.choices.push(id);
+                out.databases.extend(dbs);
+            }
+            None => problems.push(format!(
+                "no alternative of choice {} can be satisfied ({})",
+                n + 1,
+                reasons.join(" | ")
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Invalid(format!(
+            "site `{}` does not meet the package's requirements:\n  {}",
+            site.name,
+            problems.join("\n  ")
+        )))
+    }
+}
+
+struct Checker<'a> {
+    ctx: &'a Context,
+    site: &'a Site,
+    user: &'a SystemUser,
+    db_server: Option<&'a str>,
+    php: Option<Result<PhpInfo, String>>,
+}
+
+impl Checker<'_> {
+    /// `Ok(Some)` for a satisfied database requirement, `Ok(None)` for other satisfied ones.
+    fn check(&mut self, item: &Requirement) -> Result<Option<DbChoice>, String> {
+        match item {
+            Requirement::Php(req) => self.php(req).map(|()| None),
+            Requirement::Db(req) => self.db(req).map(Some),
+            Requirement::Apache(req) => self.apache(req).map(|()| None),
+            Requirement::Other(el) => Err(format!(
+                "requirement `{}` of namespace `{}` cannot be satisfied by apsctl",
+                el.name, el.namespace
+            )),
+        }
+    }
+
+    fn php_info(&mut self, function: Option<&str>) -> Result<&PhpInfo, String> {
+        let needs_probe = match (&self.php, function) {
+            (None, _) => true,
+            (Some(Ok(info)), Some(f)) => info.has_function(f).is_none(),
+            (Some(Err(_)), _) | (Some(Ok(_)), None) => false,
+        };
+        if needs_probe {
+            let result = match &self.site.php {
+                None => Err(format!("site `{}` has no PHP", self.site.name)),
+                Some(php) => {
+                    let functions: Vec<&str> = function.into_iter().collect();
+                    aps_host::php::probe(&self.ctx.env, php, self.user, &functions)
+                        .map_err(|e| e.to_string())
+                }
+            };
+            // Keep function answers from an earlier probe.
+            if let (Some(Ok(old)), Ok(new)) = (&self.php, &result) {
+                let mut merged = new.clone();
+                merged.functions.extend(old.functions.clone());
+                self.php = Some(Ok(merged));
+            } else {
+                self.php = Some(result);
+            }
+        }
+        match self.php.as_ref() {
+            Some(Ok(info)) => Ok(info),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("PHP was not probed".into()),
+        }
+    }
+
+    fn php(&mut self, req: &PhpRequirement) -> Result<(), String> {
+        let function = match req {
+            PhpRequirement::Function(f) => Some(f.as_str()),
+            _ => None,
+        };
+        let info = self.php_info(function)?;
+        match req {
+            PhpRequirement::Version {
+                min,
+                max_not_including,
+            } => {
+                let have = Version::new(info.version.as_str());
+                if let Some(min) = min {
+                    if have < Version::new(min.as_str()) {
+                        return Err(format!(
+                            "PHP {} is older than the required {min}",
+                            info.version
+                        ));
+                    }
+                }
+                if let Some(max) = max_not_including {
+                    if have >= Version::new(max.as_str()) {
+                        return Err(format!(
+                            "PHP {} is not older than {max}, as required",
+                            info.version
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            PhpRequirement::Extension(ext) => {
+                if info.has_extension(ext) {
+                    Ok(())
+                } else {
+                    Err(format!("PHP extension `{ext}` is not loaded"))
+                }
+            }
+            PhpRequirement::Function(f) => match info.has_function(f) {
+                Some(true) => Ok(()),
+                _ => Err(format!("PHP function `{f}` does not exist")),
+            },
+            PhpRequirement::Flag {
+                directive: flag,
+                value,
+            } => {
+                let have = info
+                    .ini(flag.ini_name())
+                    .is_some_and(aps_host::php::parse_ini_bool);
+                if have == *value {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "PHP setting `{}` must be {}",
+                        flag.ini_name(),
+                        if *value { "on" } else { "off" }
+                    ))
+                }
+            }
+            PhpRequirement::Size { directive, bytes } => {
+                let name = directive.ini_name();
+                match info.ini(name).and_then(aps_host::php::parse_ini_size) {
+                    Some(IniSize::Unlimited) => Ok(()),
+                    Some(IniSize::Bytes(have)) if have >= *bytes => Ok(()),
+                    _ => Err(format!(
+                        "PHP setting `{name}` is below the required {bytes} bytes"
+                    )),
+                }
+            }
+            PhpRequirement::MaxExecutionTime(seconds) => {
+                let have: u64 = info
+                    .ini("max_execution_time")
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if have == 0 || have >= *seconds {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "PHP `max_execution_time` is {have}s, below the required {seconds}s"
+                    ))
+                }
+            }
+        }
+    }
+
+    fn db(&mut self, req: &DbRequirement) -> Result<DbChoice, String> {
+        let wanted = req.server_type.as_str();
+        if !matches!(wanted, "mysql" | "postgresql" | "sqlite") {
+            return Err(format!(
+                "database type `{wanted}` (db:id `{}`) is not supported by apsctl",
+                req.id
+            ));
+        }
+        let servers = self
+            .ctx
+            .store
+            .db_servers()
+            .list()
+            .map_err(|e| e.to_string())?;
+        let mut reasons = Vec::new();
+        for server in servers {
+            if self.db_server.is_some_and(|n| n != server.name) || server.kind.as_str() != wanted {
+                continue;
+            }
+            if let (Some(min), Some(have)) = (&req.server_min_version, &server.version) {
+                let number = aps_host::db::ServerVersion::parse(have, "").number;
+                if Version::new(number.as_str()) < Version::new(min.as_str()) {
+                    reasons.push(format!(
+                        "server `{}` runs {number}, older than {min}",
+                        server.name
+                    ));
+                    continue;
+                }
+            }
+            return Ok(DbChoice {
+                requirement: req.clone(),
+                server: server.name,
+            });
+        }
+        let scope = self
+            .db_server
+            .map_or_else(String::new, |n| format!(" named `{n}`"));
+        Err(if reasons.is_empty() {
+            format!(
+                "no {wanted} database server{scope} is registered (db:id `{}`)",
+                req.id
+            )
+        } else {
+            format!(
+                "no suitable {wanted} server for db:id `{}`: {}",
+                req.id,
+                reasons.join(", ")
+            )
+        })
+    }
+
+    fn apache(&self, req: &ApacheRequirement) -> Result<(), String> {
+        if self.site.web == WebKind::Apache {
+            return Ok(());
+        }
+        Err(match req {
+            ApacheRequirement::RequiredModule(m) => format!(
+                "Apache module `{m}` is required, but site `{}` is not served by Apache",
+                self.site.name
+            ),
+            ApacheRequirement::Htaccess => format!(
+                ".htaccess support is required, but site `{}` is not served by Apache",
+                self.site.name
+            ),
+        })
+    }
+}

@@ -1,0 +1,144 @@
+//! Running a package's configuration script for an instance (REFERENCE §4.1–§4.4; D7).
+//!
+//! Main decision: one function runs every action (`install`, `configure`, `upgrade`, `remove`):
+//! the interpreter is checked first, the run goes through [`aps_host::runner`] (site user, clean
+//! environment, private scripts folder as working directory, timeout, capped and redacted
+//! output), and a failure becomes an error that shows the script's own message.
+use std::path::{Path, PathBuf};
+
+use aps_host::interp::Interpreter;
+use aps_host::runner::{RunStatus, ScriptRun};
+use aps_host::user::SystemUser;
+use aps_meta::model::ScriptDecl;
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::report::Reporter;
+use crate::vars::VarSet;
+
+/// How much of a failed script's output an error shows.
+const SHOWN_OUTPUT: usize = 4000;
+
+/// A configuration script ready to run for one instance.
+#[derive(Debug)]
+pub(crate) struct ConfigScript<'a> {
+    /// The declaration (name, language, structured output).
+    pub decl: &'a ScriptDecl,
+    /// The checked interpreter.
+    pub interpreter: Interpreter,
+    /// The instance's private `scripts/` folder (the working directory).
+    pub scripts_dir: PathBuf,
+    /// The site's user.
+    pub user: &'a SystemUser,
+}
+
+impl ConfigScript<'_> {
+    /// Runs `configure <action> <extra…>` with `vars`; `Ok` only for exit status 0 (and, with
+    /// structured output, no reported error).
+    pub(crate) fn run(
+        &self,
+        ctx: &Context,
+        action: &str,
+        extra: &[String],
+        vars: &VarSet,
+        reporter: &dyn Reporter,
+    ) -> Result<(), Error> {
+        let script = self.scripts_dir.join(&self.decl.name);
+        reporter.step(&format!("running `{} {action}`", self.decl.name));
+        let mut run = ScriptRun::script(
+            &self.interpreter.program,
+            &script,
+            action,
+            &self.scripts_dir,
+            self.user,
+        );
+        run.args.extend(extra.iter().cloned());
+        run.vars.clone_from(&vars.vars);
+        run.secrets.clone_from(&vars.secrets);
+        run.timeout = ctx.config.script_timeout;
+        run.output_cap = ctx.config.output_cap;
+        let shown = format!("`{} {action}`", self.decl.name);
+        let outcome = aps_host::runner::run(&ctx.env, &run)
+            .map_err(|e| Error::Failed(format!("{shown} could not be started: {e}")))?;
+        let output = || {
+            let text = if outcome.stderr.text.trim().is_empty() {
+                &outcome.stdout.text
+            } else {
+                &outcome.stderr.text
+            };
+            tail(text.trim(), SHOWN_OUTPUT)
+        };
+        let why = match outcome.status {
+            RunStatus::Exited(0) => None,
+            RunStatus::Exited(code) => Some(format!("exited with status {code}")),
+            RunStatus::Signaled(sig) => Some(format!("was killed by signal {sig}")),
+            RunStatus::TimedOut => Some(format!(
+                "ran longer than {} seconds and was stopped",
+                run.timeout.as_secs()
+            )),
+        };
+        if let Some(why) = why {
+            let out = output();
+            return Err(Error::Failed(if out.is_empty() {
+                format!("{shown} {why} without a message")
+            } else {
+                format!("{shown} {why}:\n{out}")
+            }));
+        }
+        if self.decl.structured_output {
+            if outcome.stdout.truncated {
+                return Err(Error::Failed(format!(
+                    "{shown} printed more structured output than apsctl keeps"
+                )));
+            }
+            let parsed = aps_host::configure_output::parse_configure_output(&outcome.stdout.text)
+                .map_err(|e| {
+                Error::Failed(format!("{shown} printed invalid structured output: {e}"))
+            })?;
+            if parsed.has_errors() {
+                let lines: Vec<String> = parsed
+                    .errors
+                    .iter()
+                    .map(|e| {
+                        let message = e.message.as_deref().unwrap_or("(no message)");
+                        match &e.setting_id {
+                            Some(id) => format!("setting `{id}`: {message}"),
+                            None => message.to_owned(),
+                        }
+                    })
+                    .collect();
+                return Err(Error::Failed(format!(
+                    "{shown} reported errors:\n  {}",
+                    lines.join("\n  ")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The last `max` bytes of `text`, cut at a character boundary.
+fn tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
+}
+
+/// The private `scripts/` folder of an instance.
+pub(crate) fn scripts_dir(private: &Path) -> PathBuf {
+    private.join("scripts")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tail_keeps_the_end_on_a_char_boundary() {
+        assert_eq!(super::tail("abc", 10), "abc");
+        assert_eq!(super::tail("ééé", 3), "…é");
+    }
+}

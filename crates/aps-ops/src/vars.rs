@@ -1,0 +1,152 @@
+//! The APS environment of a script run (REFERENCE §5; decisions D4, D5, D6, D9).
+//!
+//! Main decision: variables are built from scratch for every run as a list of (name, value)
+//! pairs, together with the secret values the runner must redact; nothing is inherited from the
+//! controller's environment (§9, the `putenv()` lesson).
+use std::path::Path;
+
+use aps_meta::model::UrlMapping;
+use aps_store::instances::InstanceDatabase;
+
+use crate::site::SiteUrl;
+
+/// The variables of one script run and the values to redact from its output.
+#[derive(Default)]
+pub(crate) struct VarSet {
+    /// Name and value, in a stable order.
+    pub vars: Vec<(String, String)>,
+    /// Secret values (passwords, database passwords).
+    pub secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for VarSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values may be secrets: names only.
+        f.debug_list()
+            .entries(self.vars.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+impl VarSet {
+    fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.vars.push((name.into(), value.into()));
+    }
+
+    /// D5: `BASE_URL_SCHEME`, `BASE_URL_HOST`, `BASE_URL_PORT` (empty for the default port),
+    /// `BASE_URL_PATH` (`/` or `/prefix/`).
+    pub(crate) fn url(&mut self, url: &SiteUrl, prefix: &str) {
+        self.push("BASE_URL_SCHEME", url.scheme.clone());
+        self.push("BASE_URL_HOST", url.host.clone());
+        self.push(
+            "BASE_URL_PORT",
+            url.port.map(|p| p.to_string()).unwrap_or_default(),
+        );
+        self.push(
+            "BASE_URL_PATH",
+            if prefix.is_empty() {
+                "/".to_owned()
+            } else {
+                format!("/{prefix}/")
+            },
+        );
+    }
+
+    /// D4: `WEB_<path>_DIR` for every non-virtual mapping, plus the sanitised alias.
+    pub(crate) fn web(&mut self, mapping: Option<&UrlMapping>, root: &Path) {
+        let Some(mapping) = mapping else { return };
+        for entry in mapping.entries() {
+            let Some(var) = &entry.web_variable else {
+                continue;
+            };
+            let rel = entry.url_path.trim_start_matches('/');
+            let dir = if rel.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(rel)
+            };
+            let value = dir.display().to_string().trim_end_matches('/').to_owned();
+            for name in var.names() {
+                self.push(name, value.clone());
+            }
+        }
+    }
+
+    /// `SETTINGS_<id>` for each (id, encoded value, secret) given.
+    pub(crate) fn settings<'a>(
+        &mut self,
+        values: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+    ) {
+        for (id, value, secret) in values {
+            if secret && !value.is_empty() {
+                self.secrets.push(value.to_owned());
+            }
+            self.push(format!("SETTINGS_{id}"), value);
+        }
+    }
+
+    /// D9: `DB_<id>_TYPE/NAME/LOGIN/PASSWORD/HOST/PORT/VERSION`, and `DB_<id>_PREFIX` only when
+    /// the instance has a table prefix.
+    pub(crate) fn databases(&mut self, dbs: &[InstanceDatabase]) {
+        for db in dbs {
+            let id = &db.db_id;
+            self.push(format!("DB_{id}_TYPE"), db.kind.as_str());
+            self.push(format!("DB_{id}_NAME"), db.name.clone());
+            self.push(format!("DB_{id}_LOGIN"), db.login.clone());
+            self.push(format!("DB_{id}_PASSWORD"), db.password.clone());
+            self.push(format!("DB_{id}_HOST"), db.host.clone());
+            self.push(
+                format!("DB_{id}_PORT"),
+                db.port.map(|p| p.to_string()).unwrap_or_default(),
+            );
+            self.push(format!("DB_{id}_VERSION"), db.version.clone());
+            if let Some(prefix) = &db.prefix {
+                self.push(format!("DB_{id}_PREFIX"), prefix.clone());
+            }
+            if !db.password.is_empty() {
+                self.secrets.push(db.password.clone());
+            }
+        }
+    }
+
+    /// The names only (for plans and logs).
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.vars.iter().map(|(k, _)| k.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_variables_follow_d5() {
+        let mut v = VarSet::default();
+        v.url(
+            &SiteUrl::parse("https://example.com:8443/").unwrap(),
+            "blog",
+        );
+        assert_eq!(
+            v.vars,
+            vec![
+                ("BASE_URL_SCHEME".to_owned(), "https".to_owned()),
+                ("BASE_URL_HOST".to_owned(), "example.com".to_owned()),
+                ("BASE_URL_PORT".to_owned(), "8443".to_owned()),
+                ("BASE_URL_PATH".to_owned(), "/blog/".to_owned()),
+            ]
+        );
+        let mut v = VarSet::default();
+        v.url(&SiteUrl::parse("https://example.com/").unwrap(), "");
+        assert_eq!(v.vars[2].1, "");
+        assert_eq!(v.vars[3].1, "/");
+    }
+
+    #[test]
+    fn secrets_are_collected_and_debug_shows_names_only() {
+        let mut v = VarSet::default();
+        v.settings([("admin_password", "s3cret!", true), ("title", "Hi", false)]);
+        assert_eq!(v.secrets, vec!["s3cret!".to_owned()]);
+        let shown = format!("{v:?}");
+        assert!(shown.contains("SETTINGS_admin_password") && !shown.contains("s3cret!"));
+    }
+}

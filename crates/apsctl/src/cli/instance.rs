@@ -1,0 +1,341 @@
+//! `apsctl install`, `instance …`, `configure`, `remove`, `recover`: instance life cycle.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use aps_ops::Env;
+use aps_ops::install::{InstallOptions, License, RunMode};
+use aps_ops::remove::{Databases, RemoveOptions};
+use aps_ops::report::FileChoice;
+use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::output::Printer;
+
+/// `install` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct InstallArgs {
+    /// The package reference printed by `package import`.
+    reference: String,
+    /// The site to install on.
+    #[arg(long)]
+    site: String,
+    /// Path below the site root (default: the package's default prefix; `/` for the root).
+    #[arg(long, value_name = "PREFIX")]
+    path: Option<String>,
+    /// A setting value (repeatable).
+    #[arg(long = "set", value_name = "ID=VALUE")]
+    set: Vec<String>,
+    /// A JSON object of setting values (`{"id": "value"}`); `--set` wins.
+    #[arg(long, value_name = "FILE")]
+    settings_file: Option<PathBuf>,
+    /// Accept the package's license.
+    #[arg(long)]
+    accept_license: bool,
+    /// Create the databases on this registered server.
+    #[arg(long, value_name = "NAME")]
+    db_server: Option<String>,
+    /// Check everything and print the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `instance` commands.
+#[derive(Debug, Subcommand)]
+pub enum InstanceCmd {
+    /// List instances.
+    List,
+    /// Show an instance: settings (secrets masked), databases, system changes.
+    Show {
+        /// Instance id.
+        id: String,
+    },
+}
+
+/// `configure` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct ConfigureArgs {
+    /// Instance id.
+    id: String,
+    /// A new setting value (repeatable).
+    #[arg(long = "set", value_name = "ID=VALUE", required = true)]
+    set: Vec<String>,
+}
+
+/// `remove` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct RemoveArgs {
+    /// Instance id.
+    id: String,
+    /// Which files to remove: `all`, or `app` (keep what the instance created or changed).
+    /// Without it apsctl asks on a terminal and refuses elsewhere.
+    #[arg(long, value_enum)]
+    files: Option<Files>,
+    /// Keep the instance's databases and logins.
+    #[arg(long)]
+    keep_databases: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+}
+
+/// File choices of `remove`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Files {
+    /// Every file and folder of the instance.
+    All,
+    /// Only the package's own unchanged files.
+    App,
+}
+
+/// Parses `ID=VALUE` pairs, refusing duplicates.
+fn parse_sets(sets: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for pair in sets {
+        let (id, value) = pair
+            .split_once('=')
+            .with_context(|| format!("`--set {pair}` must look like ID=VALUE"))?;
+        if map.insert(id.to_owned(), value.to_owned()).is_some() {
+            anyhow::bail!("setting `{id}` is given twice");
+        }
+    }
+    Ok(map)
+}
+
+/// Runs `install`.
+pub fn install(
+    args: InstallArgs,
+    home: &Path,
+    env: Env,
+    out: &Printer,
+) -> anyhow::Result<ExitCode> {
+    let mut settings = BTreeMap::new();
+    if let Some(file) = &args.settings_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read settings file `{}`", file.display()))?;
+        let json: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
+            .with_context(|| format!("settings file `{}` is not a JSON object", file.display()))?;
+        for (k, v) in json {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            settings.insert(k, v);
+        }
+    }
+    settings.extend(parse_sets(&args.set)?);
+    let ctx = super::context(home, env)?;
+    let opts = InstallOptions {
+        package: args.reference,
+        site: args.site,
+        path: args.path,
+        settings,
+        license: if args.accept_license {
+            License::Accepted
+        } else {
+            License::NotAccepted
+        },
+        db_server: args.db_server,
+        mode: if args.dry_run {
+            RunMode::DryRun
+        } else {
+            RunMode::Apply
+        },
+    };
+    let report = aps_ops::install::install(&ctx, &opts, out)?;
+    out.data(&serde_json::to_value(&report)?, || {
+        let p = &report.plan;
+        let mut t = String::new();
+        match &report.instance {
+            Some(id) => {
+                let _ = writeln!(t, "instance {id} installed at {}", report.url);
+            }
+            None => {
+                let _ = writeln!(t, "plan (nothing was changed):");
+                let _ = writeln!(t, "  url:       {}", p.url);
+                let _ = writeln!(t, "  directory: {}", p.root.display());
+                let _ = writeln!(t, "  files:     {} ({} bytes)", p.files, p.bytes);
+                for db in &p.databases {
+                    let _ = writeln!(t, "  database:  {} ({}) on `{}`", db.id, db.kind, db.server);
+                }
+                for c in &p.choices {
+                    let _ = writeln!(t, "  choice:    {c}");
+                }
+                for s in &p.scripts {
+                    let _ = writeln!(t, "  runs:      {s}");
+                }
+                let _ = writeln!(t, "  variables: {}", p.variables.join(" "));
+            }
+        }
+        t
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs an `instance` command.
+pub fn instance(
+    cmd: InstanceCmd,
+    home: &Path,
+    env: Env,
+    out: &Printer,
+) -> anyhow::Result<ExitCode> {
+    let ctx = super::context(home, env)?;
+    match cmd {
+        InstanceCmd::List => {
+            let list = aps_ops::instance::list(&ctx)?;
+            out.data(&json!({ "instances": list }), || {
+                let mut t = String::new();
+                for i in &list {
+                    let _ = writeln!(
+                        t,
+                        "{}\t{}\t{}\t{} {}-{}\t{}",
+                        i.instance,
+                        i.site,
+                        i.url,
+                        i.package.name,
+                        i.package.version,
+                        i.package.release,
+                        i.state
+                    );
+                }
+                t
+            });
+        }
+        InstanceCmd::Show { id } => {
+            let d = aps_ops::instance::show(&ctx, &id)?;
+            out.data(&serde_json::to_value(&d)?, || {
+                let mut t = String::new();
+                let v = &d.view;
+                let _ = writeln!(t, "instance {} ({})", v.instance, v.state);
+                let _ = writeln!(
+                    t,
+                    "package:   {} {}-{} (`{}`)",
+                    v.package.name, v.package.version, v.package.release, v.package.reference
+                );
+                let _ = writeln!(t, "site:      {}", v.site);
+                let _ = writeln!(t, "url:       {}", v.url);
+                let _ = writeln!(t, "directory: {}", d.root.display());
+                let _ = writeln!(t, "files:     {}", d.application_files);
+                for (k, val) in &d.settings {
+                    let _ = writeln!(t, "setting:   {k} = {val}");
+                }
+                for db in &d.databases {
+                    let _ = writeln!(
+                        t,
+                        "database:  {} {} `{}` login `{}` on {}:{}",
+                        db.id,
+                        db.kind,
+                        db.name,
+                        db.login,
+                        db.host,
+                        db.port.map(|p| p.to_string()).unwrap_or_default()
+                    );
+                }
+                t
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `configure`.
+pub fn configure(
+    args: ConfigureArgs,
+    home: &Path,
+    env: Env,
+    out: &Printer,
+) -> anyhow::Result<ExitCode> {
+    let ctx = super::context(home, env)?;
+    let opts = aps_ops::configure::ConfigureOptions {
+        instance: args.id,
+        settings: parse_sets(&args.set)?,
+    };
+    let report = aps_ops::configure::configure(&ctx, &opts, out)?;
+    out.data(&serde_json::to_value(&report)?, || {
+        format!(
+            "instance {} reconfigured ({} setting(s) changed)",
+            report.instance,
+            report.changed.len()
+        )
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `remove`.
+pub fn remove(args: RemoveArgs, home: &Path, env: Env, out: &Printer) -> anyhow::Result<ExitCode> {
+    let _ = args.yes; // nothing else is asked; accepted for scripts written against other panels
+    let ctx = super::context(home, env)?;
+    let opts = RemoveOptions {
+        instance: args.id,
+        files: args.files.map(|f| match f {
+            Files::All => FileChoice::All,
+            Files::App => FileChoice::App,
+        }),
+        databases: if args.keep_databases {
+            Databases::Keep
+        } else {
+            Databases::Drop
+        },
+    };
+    let report = aps_ops::remove::remove(&ctx, &opts, out)?;
+    out.data(&serde_json::to_value(&report)?, || {
+        let mut t = format!(
+            "instance {} removed ({} files and folders deleted)\n",
+            report.instance, report.removed
+        );
+        if !report.kept_files.is_empty() {
+            let _ = writeln!(t, "kept files ({}):", report.kept_files.len());
+            for k in &report.kept_files {
+                let _ = writeln!(t, "  {} ({})", k.path, k.reason);
+            }
+        }
+        for db in &report.databases_kept {
+            let _ = writeln!(t, "kept database: {db}");
+        }
+        for db in &report.databases_dropped {
+            let _ = writeln!(t, "dropped database: {db}");
+        }
+        t
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `recover`.
+pub fn recover(home: &Path, env: Env, out: &Printer) -> anyhow::Result<ExitCode> {
+    let ctx = super::context(home, env)?;
+    let list = aps_ops::recover::recover(&ctx, out)?;
+    let failed = list.iter().any(|r| r.outcome == "failed");
+    out.data(&json!({ "operations": list }), || {
+        if list.is_empty() {
+            return "nothing to recover".into();
+        }
+        let mut t = String::new();
+        for r in &list {
+            let _ = writeln!(
+                t,
+                "operation {} ({} of instance {}): {}{}",
+                r.operation,
+                r.kind,
+                r.instance.as_deref().unwrap_or("-"),
+                r.outcome,
+                r.note
+                    .as_deref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default()
+            );
+        }
+        t
+    });
+    Ok(if failed {
+        ExitCode::from(6)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
