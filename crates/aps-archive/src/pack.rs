@@ -3,7 +3,8 @@
 //! Main decision: the listing is computed from the very bytes written into the archive, so a
 //! built package always verifies. Only regular files and folders are packed; a symbolic link or
 //! any other special file in the source is refused, as the reader would refuse it.
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::Digest;
@@ -72,12 +73,16 @@ pub fn pack_folder(src: &Path, out: &Path) -> Result<Packed, PackError> {
         zip.start_file(name.as_str(), options).map_err(zip_err)?;
         zip.write_all(&data)?;
         let digest = sha2::Sha256::digest(&data);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        list.push_str(&format!(
-            "  <file name=\"{}\" size=\"{}\" sha256=\"{hex}\"/>\n",
+        let hex = digest.iter().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        });
+        let _ = writeln!(
+            list,
+            "  <file name=\"{}\" size=\"{}\" sha256=\"{hex}\"/>",
             xml_escape(name),
             data.len()
-        ));
+        );
         bytes += data.len() as u64;
     }
     list.push_str("</files>\n");

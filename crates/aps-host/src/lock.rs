@@ -82,11 +82,7 @@ impl OpLock {
 
     /// Tells whether some live process holds the lock at `path` right now.
     pub fn is_held(path: &Path) -> bool {
-        match Self::acquire(path, "probe") {
-            Ok(_) => false,
-            Err(LockError::Busy { .. }) => true,
-            Err(LockError::Io { .. }) => false,
-        }
+        matches!(Self::acquire(path, "probe"), Err(LockError::Busy { .. }))
     }
 
     /// The lock file.

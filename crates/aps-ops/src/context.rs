@@ -46,7 +46,7 @@ impl Context {
     /// Opens the home at `home` (creating it) and its store.
     pub fn open(home: &std::path::Path, env: Env, config: Config) -> Result<Self, Error> {
         let home = Home::open(home)?;
-        let store = Store::open(&home.store())?;
+        let store = Store::open(home.store())?;
         Ok(Self {
             home,
             store,

@@ -256,21 +256,7 @@ fn check<'p>(
     let default_prefix = mapping
         .and_then(|m| m.default_prefix.clone())
         .unwrap_or_default();
-    let prefix = deploy::check_prefix(opts.path.as_deref().unwrap_or(&default_prefix))?;
-    for other in ctx.store.instances().list()? {
-        if other.site == site.name && deploy::prefixes_overlap(&other.prefix, &prefix) {
-            return Err(Error::Conflict(format!(
-                "path `/{prefix}` of site `{}` overlaps instance {} at `/{}`",
-                site.name, other.id, other.prefix
-            )));
-        }
-    }
-    let root = if prefix.is_empty() {
-        site.docroot.clone()
-    } else {
-        site.docroot.join(&prefix)
-    };
-    check_target(&site, &root)?;
+    let (prefix, root) = placement(ctx, &site, opts.path.as_deref().unwrap_or(&default_prefix))?;
 
     let settings = service.all_settings();
     let values = validate_settings(
@@ -336,7 +322,28 @@ fn check<'p>(
     })
 }
 
-/// §8.3 step 4: the target must lie inside the document root and be absent or an empty folder.
+/// §8.3 step 4: the checked prefix and the instance root, which overlaps no other instance of
+/// the site and is absent or an empty folder inside the document root.
+fn placement(ctx: &Context, site: &Site, path: &str) -> Result<(String, PathBuf), Error> {
+    let prefix = deploy::check_prefix(path)?;
+    for other in ctx.store.instances().list()? {
+        if other.site == site.name && deploy::prefixes_overlap(&other.prefix, &prefix) {
+            return Err(Error::Conflict(format!(
+                "path `/{prefix}` of site `{}` overlaps instance {} at `/{}`",
+                site.name, other.id, other.prefix
+            )));
+        }
+    }
+    let root = if prefix.is_empty() {
+        site.docroot.clone()
+    } else {
+        site.docroot.join(&prefix)
+    };
+    check_target(site, &root)?;
+    Ok((prefix, root))
+}
+
+/// The target must lie inside the document root and be absent or an empty folder.
 fn check_target(site: &Site, root: &Path) -> Result<(), Error> {
     let mut existing = root.to_path_buf();
     while !existing.exists() {
@@ -457,8 +464,7 @@ fn placeholder_db(ctx: &Context, d: &DbChoice) -> InstanceDatabase {
         .store
         .db_servers()
         .get(&d.server)
-        .map(|s| s.kind)
-        .unwrap_or(aps_store::servers::DbKind::Mysql);
+        .map_or(aps_store::servers::DbKind::Mysql, |s| s.kind);
     InstanceDatabase {
         db_id: d.requirement.id.clone(),
         kind,
@@ -563,48 +569,10 @@ fn apply(
         private_copy(ctx, pkg, private, &c.user)
     })?;
     // Files.
-    let mut deployed = None;
-    if let Some(plan) = &c.deploy {
-        reporter.step(&format!("deploying files to `{}`", c.root.display()));
-        let staging = c.site.docroot.join(format!(".apsctl-staging-{id}"));
-        let created_root = !c.root.exists();
-        let top = topmost_missing(&c.root, &c.site.docroot);
-        journal.step(
-            "stage",
-            Undo::RemoveTree {
-                path: staging.clone(),
-            },
-            || {
-                std::fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&staging)
-                    .map_err(|e| Error::io(&staging, e))
-            },
-        )?;
-        let undo = Undo::RemoveDeployed {
-            root: top.clone(),
-            created_root,
-            entries: Vec::new(),
-        };
-        let done = journal.step("deploy", undo, || {
-            deploy::deploy(
-                &pkg.archive,
-                plan,
-                &staging,
-                &c.root,
-                &c.user,
-                &ctx.config.archive_limits,
-            )
-        })?;
-        if !done.created_root {
-            journal.refine_last(Undo::RemoveDeployed {
-                root: c.root.clone(),
-                created_root: false,
-                entries: done.entries.clone(),
-            })?;
-        }
-        deployed = Some(done);
-    }
+    let deployed = match &c.deploy {
+        Some(plan) => Some(deploy_files(ctx, pkg, c, plan, id, journal, reporter)?),
+        None => None,
+    };
     // configure install (§8.3 step 10).
     if let Some(script) = &c.script {
         let script = ConfigScript {
@@ -660,6 +628,57 @@ fn apply(
         },
         || Ok(ctx.store.instances().commit(&record)?),
     )
+}
+
+/// §8.3 step 8: stage, deploy and journal the files of the root mapping.
+fn deploy_files(
+    ctx: &Context,
+    pkg: &StoredPackage,
+    c: &Checked<'_>,
+    plan: &DeployPlan,
+    id: &str,
+    journal: &mut Journal<'_>,
+    reporter: &dyn Reporter,
+) -> Result<deploy::Deployed, Error> {
+    reporter.step(&format!("deploying files to `{}`", c.root.display()));
+    let staging = c.site.docroot.join(format!(".apsctl-staging-{id}"));
+    let created_root = !c.root.exists();
+    let top = topmost_missing(&c.root, &c.site.docroot);
+    journal.step(
+        "stage",
+        Undo::RemoveTree {
+            path: staging.clone(),
+        },
+        || {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&staging)
+                .map_err(|e| Error::io(&staging, e))
+        },
+    )?;
+    let undo = Undo::RemoveDeployed {
+        root: top.clone(),
+        created_root,
+        entries: Vec::new(),
+    };
+    let done = journal.step("deploy", undo, || {
+        deploy::deploy(
+            &pkg.archive,
+            plan,
+            &staging,
+            &c.root,
+            &c.user,
+            &ctx.config.archive_limits,
+        )
+    })?;
+    if !done.created_root {
+        journal.refine_last(Undo::RemoveDeployed {
+            root: c.root.clone(),
+            created_root: false,
+            entries: done.entries.clone(),
+        })?;
+    }
+    Ok(done)
 }
 
 /// The highest folder of `root` that does not exist yet (what an undo must remove), or `root`.

@@ -16,6 +16,11 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::report::Reporter;
 
+/// Test hook: fail the operation after the step of this kind.
+pub const FAIL_AFTER_VAR: &str = "APSCTL_TEST_FAIL_AFTER";
+/// Test hook: kill the process after the step of this kind.
+pub const CRASH_AFTER_VAR: &str = "APSCTL_TEST_CRASH_AFTER";
+
 /// How to take one step back. Every variant is safe to apply twice and when the step never ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "undo", rename_all = "kebab-case")]
@@ -121,7 +126,24 @@ impl<'c> Journal<'c> {
         self.steps.push((seq, undo));
         let value = act()?;
         self.ctx.store.journal().step_done(self.op, seq)?;
+        self.failpoint(kind)?;
         Ok(value)
+    }
+
+    /// Test hooks (documented in CONTRIBUTING.md): `APSCTL_TEST_FAIL_AFTER=<kind>` fails the
+    /// operation right after step `<kind>` succeeded, so tests can check every rollback path;
+    /// `APSCTL_TEST_CRASH_AFTER=<kind>` kills the process there, leaving the journal to
+    /// `apsctl recover`.
+    fn failpoint(&self, kind: &str) -> Result<(), Error> {
+        if self.ctx.env.var(FAIL_AFTER_VAR) == Some(kind) {
+            return Err(Error::Failed(format!(
+                "injected failure after step `{kind}` ({FAIL_AFTER_VAR})"
+            )));
+        }
+        if self.ctx.env.var(CRASH_AFTER_VAR) == Some(kind) {
+            std::process::abort();
+        }
+        Ok(())
     }
 
     /// Replaces the undo of the last step with what the step learned while acting.

@@ -12,6 +12,7 @@ use aps_archive::FileInfo;
 use aps_meta::lint::{Finding, Severity};
 use aps_meta::model::{ApsFormat, Package};
 use serde::Serialize;
+use sha2::Digest as _;
 
 use crate::context::Context;
 use crate::error::Error;
@@ -178,7 +179,6 @@ fn lint_folder(dir: &Path, report: &mut LintReport) -> Result<(), Error> {
 
 /// Size and SHA-256 of every regular file below `dir`, by `/`-separated relative name.
 fn hash_folder(dir: &Path) -> Result<BTreeMap<String, FileInfo>, Error> {
-    use sha2::Digest;
     let mut files = BTreeMap::new();
     crate::deploy::walk(dir, Path::new(""), &mut |rel, is_dir| {
         let path = dir.join(rel);
@@ -445,7 +445,6 @@ fn new_reference(ctx: &Context, pkg: &Package, identity: &str) -> Result<String,
         Err(e) => return Err(e.into()),
         Ok(_) => {}
     }
-    use sha2::Digest;
     let digest = hex::encode(sha2::Sha256::digest(identity.as_bytes()));
     Ok(format!("{base}-{}", &digest[..8]))
 }

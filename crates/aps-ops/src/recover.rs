@@ -37,21 +37,24 @@ pub fn recover(ctx: &Context, reporter: &dyn Reporter) -> Result<Vec<Recovered>,
             .instance
             .as_ref()
             .map(|i| ctx.home.instance(i).join("lock"));
-        let _lock = match &lock_path {
-            Some(path) if path.parent().is_some_and(std::path::Path::exists) => {
-                match OpLock::acquire(path, &format!("recovery (pid {})", std::process::id())) {
-                    Ok(lock) => Some(lock),
-                    Err(_) => {
-                        out.push(entry(
-                            &op,
-                            "skipped",
-                            Some("still running in a live process".into()),
-                        ));
-                        continue;
-                    }
-                }
+        let _lock = if let Some(path) = lock_path
+            .as_ref()
+            .filter(|p| p.parent().is_some_and(std::path::Path::exists))
+        {
+            if let Ok(lock) =
+                OpLock::acquire(path, &format!("recovery (pid {})", std::process::id()))
+            {
+                Some(lock)
+            } else {
+                out.push(entry(
+                    &op,
+                    "skipped",
+                    Some("still running in a live process".into()),
+                ));
+                continue;
             }
-            _ => None,
+        } else {
+            None
         };
         reporter.step(&format!(
             "recovering {} operation {} of instance {}",

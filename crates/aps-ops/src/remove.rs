@@ -12,6 +12,7 @@
 //! making the instance's root folder private to its owner (mode 0700): a web server running as
 //! another user then answers 403. Known gap: nginx and Apache sites get no server-side block yet.
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -178,8 +179,9 @@ pub(crate) fn finish(
         let note = problems.join("\n  ");
         let _ = journal.rolled_forward(Some(&note));
         return Err(Error::Failed(format!(
-            "instance {} ran `configure remove` but could not be removed completely:\n  {note}\nRun `apsctl remove {}` again once this is fixed.",
-            id, id
+            "instance {id} ran `configure remove` but could not be removed completely:
+  {note}
+Run `apsctl remove {id}` again once this is fixed."
         )));
     }
     ctx.store.instances().delete(id)?;
@@ -232,15 +234,29 @@ fn restore_access(root: &Path, previous: Option<u32>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Seed sub-step 3.1: the two trees. Returns (application files unchanged, kept files).
-fn trees(loaded: &Loaded) -> Result<(Vec<PathBuf>, Vec<KeptFile>, Vec<String>), Error> {
+/// Seed sub-step 3.1: the two file trees of an instance.
+#[derive(Debug, Default)]
+struct Trees {
+    /// Application files whose content is as deployed.
+    unchanged: Vec<PathBuf>,
+    /// Changed application files and files created by the instance.
+    kept: Vec<KeptFile>,
+    /// Folders created by the deployment.
+    dirs: Vec<String>,
+}
+
+fn trees(loaded: &Loaded) -> Result<Trees, Error> {
     let recorded: BTreeMap<&str, &aps_store::instances::InstanceFile> =
         loaded.files.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut unchanged = Vec::new();
     let mut kept = Vec::new();
     let mut dirs = Vec::new();
     if !loaded.root.exists() {
-        return Ok((unchanged, kept, dirs));
+        return Ok(Trees {
+            unchanged,
+            kept,
+            dirs,
+        });
     }
     crate::deploy::walk(&loaded.root, Path::new(""), &mut |rel, is_dir| {
         let rel_text = rel.to_string_lossy().into_owned();
@@ -264,7 +280,11 @@ fn trees(loaded: &Loaded) -> Result<(Vec<PathBuf>, Vec<KeptFile>, Vec<String>), 
         }
         Ok(())
     })?;
-    Ok((unchanged, kept, dirs))
+    Ok(Trees {
+        unchanged,
+        kept,
+        dirs,
+    })
 }
 
 fn same_content(path: &Path, record: &aps_store::instances::InstanceFile) -> Result<bool, Error> {
@@ -282,11 +302,11 @@ fn same_content(path: &Path, record: &aps_store::instances::InstanceFile) -> Res
 /// What the question shows: the instance files that an `app` removal would keep.
 fn preview(loaded: &Loaded) -> String {
     match trees(loaded) {
-        Ok((_, kept, _)) if kept.is_empty() => "The instance created or changed no files.".into(),
-        Ok((_, kept, _)) => {
+        Ok(t) if t.kept.is_empty() => "The instance created or changed no files.".into(),
+        Ok(Trees { kept, .. }) => {
             let mut text = format!("Files created or changed by the instance ({}):", kept.len());
             for k in kept.iter().take(20) {
-                text.push_str(&format!("\n  {} ({})", k.path, k.reason));
+                let _ = write!(text, "\n  {} ({})", k.path, k.reason);
             }
             if kept.len() > 20 {
                 text.push_str("\n  …");
@@ -320,7 +340,11 @@ fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptF
             Ok((count, Vec::new()))
         }
         FileChoice::App => {
-            let (unchanged, kept, mut dirs) = trees(loaded)?;
+            let Trees {
+                unchanged,
+                kept,
+                mut dirs,
+            } = trees(loaded)?;
             let mut count = 0;
             for rel in &unchanged {
                 fs_err::remove_file(root.join(rel))?;

@@ -97,13 +97,12 @@ pub fn add(ctx: &Context, opts: &ServerOptions) -> Result<ServerView, Error> {
     let sqlite = opts.kind == ServerType::Sqlite;
     let password = match (&opts.admin_password_file, sqlite) {
         (Some(file), false) => read_password(file)?,
-        (None, false) => Secret::default(),
+        (None, _) => Secret::default(),
         (Some(_), true) => {
             return Err(Error::Invalid(
                 "a sqlite server takes no admin password".into(),
             ));
         }
-        (None, true) => Secret::default(),
     };
     let admin_user = if sqlite {
         None

@@ -1,11 +1,10 @@
 //! `apsctl install`, `instance …`, `configure`, `remove`, `recover`: instance life cycle.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use aps_ops::Env;
 use aps_ops::install::{InstallOptions, License, RunMode};
 use aps_ops::remove::{Databases, RemoveOptions};
 use aps_ops::report::FileChoice;
@@ -105,15 +104,10 @@ fn parse_sets(sets: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 }
 
 /// Runs `install`.
-pub fn install(
-    args: InstallArgs,
-    home: &Path,
-    env: Env,
-    out: &Printer,
-) -> anyhow::Result<ExitCode> {
+pub fn install(args: InstallArgs, s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
     let mut settings = BTreeMap::new();
     if let Some(file) = &args.settings_file {
-        let text = std::fs::read_to_string(file)
+        let text = fs_err::read_to_string(file)
             .with_context(|| format!("cannot read settings file `{}`", file.display()))?;
         let json: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
             .with_context(|| format!("settings file `{}` is not a JSON object", file.display()))?;
@@ -131,7 +125,7 @@ pub fn install(
         }
     }
     settings.extend(parse_sets(&args.set)?);
-    let ctx = super::context(home, env)?;
+    let ctx = s.context()?;
     let opts = InstallOptions {
         package: args.reference,
         site: args.site,
@@ -153,26 +147,23 @@ pub fn install(
     out.data(&serde_json::to_value(&report)?, || {
         let p = &report.plan;
         let mut t = String::new();
-        match &report.instance {
-            Some(id) => {
-                let _ = writeln!(t, "instance {id} installed at {}", report.url);
+        if let Some(id) = &report.instance {
+            let _ = writeln!(t, "instance {id} installed at {}", report.url);
+        } else {
+            let _ = writeln!(t, "plan (nothing was changed):");
+            let _ = writeln!(t, "  url:       {}", p.url);
+            let _ = writeln!(t, "  directory: {}", p.root.display());
+            let _ = writeln!(t, "  files:     {} ({} bytes)", p.files, p.bytes);
+            for db in &p.databases {
+                let _ = writeln!(t, "  database:  {} ({}) on `{}`", db.id, db.kind, db.server);
             }
-            None => {
-                let _ = writeln!(t, "plan (nothing was changed):");
-                let _ = writeln!(t, "  url:       {}", p.url);
-                let _ = writeln!(t, "  directory: {}", p.root.display());
-                let _ = writeln!(t, "  files:     {} ({} bytes)", p.files, p.bytes);
-                for db in &p.databases {
-                    let _ = writeln!(t, "  database:  {} ({}) on `{}`", db.id, db.kind, db.server);
-                }
-                for c in &p.choices {
-                    let _ = writeln!(t, "  choice:    {c}");
-                }
-                for s in &p.scripts {
-                    let _ = writeln!(t, "  runs:      {s}");
-                }
-                let _ = writeln!(t, "  variables: {}", p.variables.join(" "));
+            for c in &p.choices {
+                let _ = writeln!(t, "  choice:    {c}");
             }
+            for s in &p.scripts {
+                let _ = writeln!(t, "  runs:      {s}");
+            }
+            let _ = writeln!(t, "  variables: {}", p.variables.join(" "));
         }
         t
     });
@@ -180,13 +171,8 @@ pub fn install(
 }
 
 /// Runs an `instance` command.
-pub fn instance(
-    cmd: InstanceCmd,
-    home: &Path,
-    env: Env,
-    out: &Printer,
-) -> anyhow::Result<ExitCode> {
-    let ctx = super::context(home, env)?;
+pub fn instance(cmd: InstanceCmd, s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
+    let ctx = s.context()?;
     match cmd {
         InstanceCmd::List => {
             let list = aps_ops::instance::list(&ctx)?;
@@ -248,11 +234,10 @@ pub fn instance(
 /// Runs `configure`.
 pub fn configure(
     args: ConfigureArgs,
-    home: &Path,
-    env: Env,
+    s: super::Session,
     out: &Printer,
 ) -> anyhow::Result<ExitCode> {
-    let ctx = super::context(home, env)?;
+    let ctx = s.context()?;
     let opts = aps_ops::configure::ConfigureOptions {
         instance: args.id,
         settings: parse_sets(&args.set)?,
@@ -269,9 +254,9 @@ pub fn configure(
 }
 
 /// Runs `remove`.
-pub fn remove(args: RemoveArgs, home: &Path, env: Env, out: &Printer) -> anyhow::Result<ExitCode> {
+pub fn remove(args: RemoveArgs, s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
     let _ = args.yes; // nothing else is asked; accepted for scripts written against other panels
-    let ctx = super::context(home, env)?;
+    let ctx = s.context()?;
     let opts = RemoveOptions {
         instance: args.id,
         files: args.files.map(|f| match f {
@@ -308,8 +293,8 @@ pub fn remove(args: RemoveArgs, home: &Path, env: Env, out: &Printer) -> anyhow:
 }
 
 /// Runs `recover`.
-pub fn recover(home: &Path, env: Env, out: &Printer) -> anyhow::Result<ExitCode> {
-    let ctx = super::context(home, env)?;
+pub fn recover(s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
+    let ctx = s.context()?;
     let list = aps_ops::recover::recover(&ctx, out)?;
     let failed = list.iter().any(|r| r.outcome == "failed");
     out.data(&json!({ "operations": list }), || {

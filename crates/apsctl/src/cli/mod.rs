@@ -20,10 +20,26 @@ use crate::output::Printer;
 #[derive(Debug, Parser)]
 #[command(name = "apsctl", version, about, long_about = None, propagate_version = true)]
 pub struct Args {
-    /// The controller's home (configuration, store, package repository, instance folders).
-    /// Default: $APSCTL_HOME, else /var/lib/apsctl for root and ~/.local/share/apsctl otherwise.
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The controller's home (configuration, store, package repository, instance folders);
+    /// default /var/lib/apsctl for root and ~/.local/share/apsctl for other users.
+    #[arg(long, global = true, value_name = "DIR", env = "APSCTL_HOME")]
     pub home: Option<PathBuf>,
+    /// Seconds a package script may run before its process group is killed (default 900).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        env = "APSCTL_SCRIPT_TIMEOUT"
+    )]
+    pub script_timeout: Option<u64>,
+    /// Largest total unpacked size of a package, in bytes (default 1 GiB).
+    #[arg(
+        long,
+        global = true,
+        value_name = "BYTES",
+        env = "APSCTL_MAX_PACKAGE_SIZE"
+    )]
+    pub max_package_size: Option<u64>,
     /// Print exactly one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -63,37 +79,51 @@ pub enum Command {
 /// Runs the command.
 pub fn run(args: Args, printer: &Printer) -> anyhow::Result<ExitCode> {
     let env = aps_ops::Env::from_process();
-    let home = home_dir(args.home, &env);
+    let mut config = aps_ops::context::Config::default();
+    if let Some(seconds) = args.script_timeout {
+        config.script_timeout = std::time::Duration::from_secs(seconds);
+    }
+    if let Some(bytes) = args.max_package_size {
+        config.archive_limits.max_total_uncompressed = bytes;
+    }
+    let s = Session {
+        home: home_dir(args.home, &env),
+        env,
+        config,
+    };
     match args.command {
-        Command::Package(cmd) => package::run(cmd, &home, env, printer),
-        Command::Site(cmd) => site::run_site(cmd, &home, env, printer),
-        Command::DbServer(cmd) => site::run_server(cmd, &home, env, printer),
-        Command::Install(args) => instance::install(args, &home, env, printer),
-        Command::Instance(cmd) => instance::instance(cmd, &home, env, printer),
-        Command::Configure(args) => instance::configure(args, &home, env, printer),
-        Command::Remove(args) => instance::remove(args, &home, env, printer),
-        Command::Recover => instance::recover(&home, env, printer),
+        Command::Package(cmd) => package::run(cmd, s, printer),
+        Command::Site(cmd) => site::run_site(cmd, s, printer),
+        Command::DbServer(cmd) => site::run_server(cmd, s, printer),
+        Command::Install(args) => instance::install(args, s, printer),
+        Command::Instance(cmd) => instance::instance(cmd, s, printer),
+        Command::Configure(args) => instance::configure(args, s, printer),
+        Command::Remove(args) => instance::remove(args, s, printer),
+        Command::Recover => instance::recover(s, printer),
     }
 }
 
-/// `--home`, else `$APSCTL_HOME`, else the default for this user.
+/// `--home` (or `APSCTL_HOME`, read by clap), else the default for this user.
 fn home_dir(flag: Option<PathBuf>, env: &aps_ops::Env) -> PathBuf {
-    flag.or_else(|| {
-        env.var(aps_ops::home::HOME_VAR)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    })
-    .unwrap_or_else(|| {
-        let home = env.var("HOME").map(PathBuf::from);
-        aps_ops::home::default_home(env.is_root(), home.as_deref())
-    })
+    flag.filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| {
+            let home = env.var("HOME").map(PathBuf::from);
+            aps_ops::home::default_home(env.is_root(), home.as_deref())
+        })
 }
 
-/// Opens the context (home + store) for commands that need it.
-pub fn context(home: &std::path::Path, env: aps_ops::Env) -> anyhow::Result<aps_ops::Context> {
-    Ok(aps_ops::Context::open(
-        home,
-        env,
-        aps_ops::context::Config::default(),
-    )?)
+/// What every command gets besides its own arguments: the home, the process environment and
+/// the tunables from the global flags.
+#[derive(Debug)]
+pub struct Session {
+    home: PathBuf,
+    env: aps_ops::Env,
+    config: aps_ops::context::Config,
+}
+
+impl Session {
+    /// Opens the context (home + store) for commands that need it.
+    fn context(self) -> anyhow::Result<aps_ops::Context> {
+        Ok(aps_ops::Context::open(&self.home, self.env, self.config)?)
+    }
 }

@@ -3,7 +3,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aps_ops::Env;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -45,9 +44,9 @@ pub enum PackageCmd {
 }
 
 /// Runs a package command.
-pub fn run(cmd: PackageCmd, home: &Path, env: Env, out: &Printer) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: PackageCmd, s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
     match cmd {
-        PackageCmd::Lint { path } => lint(&path, out),
+        PackageCmd::Lint { path } => lint(&path, &s, out),
         PackageCmd::Build { dir, out: file } => {
             let report = aps_ops::package::build(&dir, &file)?;
             for w in &report.warnings {
@@ -64,7 +63,7 @@ pub fn run(cmd: PackageCmd, home: &Path, env: Env, out: &Printer) -> anyhow::Res
             Ok(ExitCode::SUCCESS)
         }
         PackageCmd::Import { file } => {
-            let ctx = super::context(home, env)?;
+            let ctx = s.context()?;
             let report = aps_ops::package::import(&ctx, &file)?;
             for w in &report.warnings {
                 out.warning(&format!("{}: {} [{}]", w.file, w.message, w.rule));
@@ -79,7 +78,7 @@ pub fn run(cmd: PackageCmd, home: &Path, env: Env, out: &Printer) -> anyhow::Res
             Ok(ExitCode::SUCCESS)
         }
         PackageCmd::List => {
-            let ctx = super::context(home, env)?;
+            let ctx = s.context()?;
             let list = aps_ops::package::list(&ctx)?;
             out.data(&json!({ "packages": list }), || {
                 let mut text = String::new();
@@ -95,7 +94,7 @@ pub fn run(cmd: PackageCmd, home: &Path, env: Env, out: &Printer) -> anyhow::Res
             Ok(ExitCode::SUCCESS)
         }
         PackageCmd::Show { reference } => {
-            let ctx = super::context(home, env)?;
+            let ctx = s.context()?;
             let p = aps_ops::package::load(&ctx, &reference)?;
             let mut value = serde_json::to_value(&p.summary)?;
             value["metadata"] = serde_json::to_value(&p.meta)?;
@@ -110,7 +109,7 @@ pub fn run(cmd: PackageCmd, home: &Path, env: Env, out: &Printer) -> anyhow::Res
             Ok(ExitCode::SUCCESS)
         }
         PackageCmd::Remove { reference } => {
-            let ctx = super::context(home, env)?;
+            let ctx = s.context()?;
             let s = aps_ops::package::remove(&ctx, &reference)?;
             out.data(&serde_json::to_value(&s)?, || {
                 format!("removed `{}`", s.package)
@@ -120,8 +119,8 @@ pub fn run(cmd: PackageCmd, home: &Path, env: Env, out: &Printer) -> anyhow::Res
     }
 }
 
-fn lint(path: &Path, out: &Printer) -> anyhow::Result<ExitCode> {
-    let report = aps_ops::package::lint(path, &aps_ops::context::Config::default())?;
+fn lint(path: &Path, s: &super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
+    let report = aps_ops::package::lint(path, &s.config)?;
     out.data(&serde_json::to_value(&report)?, || {
         let mut text = String::new();
         for (label, list) in [("error", &report.errors), ("warning", &report.warnings)] {

@@ -1,9 +1,8 @@
 //! `apsctl site …` and `apsctl db-server …`: the places instances go to.
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aps_ops::Env;
 use aps_ops::server::ServerOptions;
 use aps_ops::site::SiteOptions;
 use clap::{Subcommand, ValueEnum};
@@ -112,8 +111,8 @@ pub enum DbType {
 }
 
 /// Runs a site command.
-pub fn run_site(cmd: SiteCmd, home: &Path, env: Env, out: &Printer) -> anyhow::Result<ExitCode> {
-    let ctx = super::context(home, env)?;
+pub fn run_site(cmd: SiteCmd, s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
+    let ctx = s.context()?;
     match cmd {
         SiteCmd::Add {
             name,
@@ -191,13 +190,8 @@ pub fn run_site(cmd: SiteCmd, home: &Path, env: Env, out: &Printer) -> anyhow::R
 }
 
 /// Runs a database server command.
-pub fn run_server(
-    cmd: ServerCmd,
-    home: &Path,
-    env: Env,
-    out: &Printer,
-) -> anyhow::Result<ExitCode> {
-    let ctx = super::context(home, env)?;
+pub fn run_server(cmd: ServerCmd, s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
+    let ctx = s.context()?;
     match cmd {
         ServerCmd::Add {
             name,
