@@ -105,3 +105,166 @@ pub(crate) fn drop(ctx: &Context, db: &InstanceDatabase) -> Result<(), Error> {
     };
     server::drop_database_and_login(server.as_ref(), &name, &db.login)
 }
+
+/// `--use-database ID=INSTANCE[:DBID]`: the database of another instance to share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedDatabase {
+    /// The instance whose database is reused.
+    pub instance: String,
+    /// Its `db:id`.
+    pub db_id: String,
+}
+
+/// How one `db:db` requirement of a new instance is provided.
+#[derive(Debug, Clone)]
+pub(crate) enum Provision {
+    /// A new database and login, with an optional table prefix.
+    New {
+        /// `DB_<id>_PREFIX`, when given.
+        prefix: Option<String>,
+    },
+    /// The database of another instance of the same owner, with a table prefix.
+    Shared {
+        /// The record the new instance gets (prefix set, `shared`).
+        db: InstanceDatabase,
+        /// The instance whose database it is.
+        instance: String,
+    },
+}
+
+/// Checks the caller's table prefixes and shared databases (REFERENCE §6.3, D9) before any change.
+pub(crate) fn plan(
+    ctx: &Context,
+    site: &aps_store::sites::Site,
+    satisfied: &crate::runtime::Satisfied,
+    prefixes: &std::collections::BTreeMap<String, String>,
+    shared: &std::collections::BTreeMap<String, SharedDatabase>,
+) -> Result<std::collections::BTreeMap<String, Provision>, Error> {
+    let mut out = std::collections::BTreeMap::new();
+    for id in prefixes.keys().chain(shared.keys()) {
+        if !satisfied.databases.iter().any(|d| &d.requirement.id == id) {
+            return Err(Error::Invalid(format!(
+                "the package has no database requirement with db:id `{id}`"
+            )));
+        }
+    }
+    for choice in &satisfied.databases {
+        let req = &choice.requirement;
+        let prefix = prefixes.get(&req.id);
+        if let Some(prefix) = prefix {
+            if !req.can_use_tables_prefix {
+                return Err(Error::Invalid(format!(
+                    "db:id `{}` does not allow a table prefix (db:can-use-tables-prefix is not true)",
+                    req.id
+                )));
+            }
+            check_prefix(prefix)?;
+        }
+        let provision = match (shared.get(&req.id), prefix) {
+            (None, prefix) => Provision::New {
+                prefix: prefix.cloned(),
+            },
+            (Some(s), None) => {
+                return Err(Error::Invalid(format!(
+                    "sharing database `{}` of instance {} needs a table prefix: add --db-prefix {}=PREFIX",
+                    s.db_id, s.instance, req.id
+                )));
+            }
+            (Some(s), Some(prefix)) => Provision::Shared {
+                db: shared_database(ctx, site, req, s, prefix)?,
+                instance: s.instance.clone(),
+            },
+        };
+        out.insert(req.id.clone(), provision);
+    }
+    Ok(out)
+}
+
+/// A table prefix: a letter or `_`, then letters, digits or `_`; at most 32 characters.
+fn check_prefix(prefix: &str) -> Result<(), Error> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 32
+        && prefix
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "table prefix `{prefix}` is not valid: use up to 32 letters, digits or `_`, not starting with a digit"
+        )))
+    }
+}
+
+fn shared_database(
+    ctx: &Context,
+    site: &aps_store::sites::Site,
+    req: &aps_meta::model::DbRequirement,
+    shared: &SharedDatabase,
+    prefix: &str,
+) -> Result<InstanceDatabase, Error> {
+    let other = ctx.store.instances().get(&shared.instance)?;
+    let other_site = ctx.store.sites().get(&other.site)?;
+    if other_site.system_user != site.system_user {
+        return Err(Error::Invalid(format!(
+            "instance {} belongs to system user `{}`, not to `{}`, the owner of site `{}`",
+            shared.instance, other_site.system_user, site.system_user, site.name
+        )));
+    }
+    let db = ctx
+        .store
+        .instances()
+        .databases(&shared.instance)?
+        .into_iter()
+        .find(|d| d.db_id == shared.db_id)
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "instance {} has no database with db:id `{}`",
+                shared.instance, shared.db_id
+            ))
+        })?;
+    if db.kind.as_str() != req.server_type {
+        return Err(Error::Invalid(format!(
+            "database `{}` of instance {} is {}, but db:id `{}` needs {}",
+            db.name,
+            shared.instance,
+            db.kind.as_str(),
+            req.id,
+            req.server_type
+        )));
+    }
+    for user in users_of(ctx, &db)? {
+        if user.prefix.as_deref().unwrap_or("") == prefix {
+            return Err(Error::Conflict(format!(
+                "table prefix `{prefix}` is already used in database `{}`",
+                db.name
+            )));
+        }
+    }
+    Ok(InstanceDatabase {
+        db_id: req.id.clone(),
+        prefix: Some(prefix.to_owned()),
+        shared: true,
+        ..db
+    })
+}
+
+/// Every instance database record that lives in the same database as `db`.
+pub(crate) fn users_of(
+    ctx: &Context,
+    db: &InstanceDatabase,
+) -> Result<Vec<InstanceDatabase>, Error> {
+    let mut out = Vec::new();
+    for inst in ctx.store.instances().list()? {
+        for other in ctx.store.instances().databases(&inst.id)? {
+            if other.server == db.server && other.name == db.name {
+                out.push(other);
+            }
+        }
+    }
+    Ok(out)
+}

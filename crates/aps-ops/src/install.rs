@@ -70,6 +70,11 @@ pub struct InstallOptions {
     pub license: License,
     /// The database server to use (else apsctl picks one per requirement).
     pub db_server: Option<String>,
+    /// Table prefixes by `db:id` (`--db-prefix ID=PREFIX`; only where `db:can-use-tables-prefix`).
+    pub table_prefixes: BTreeMap<String, String>,
+    /// Databases of other instances of the same site owner to install into, by `db:id`
+    /// (`--use-database ID=INSTANCE[:DBID]`); each needs a table prefix.
+    pub shared_databases: BTreeMap<String, crate::database::SharedDatabase>,
     /// Apply or dry run.
     pub mode: RunMode,
 }
@@ -84,6 +89,10 @@ pub struct PlannedDatabase {
     pub kind: String,
     /// The registered server chosen.
     pub server: String,
+    /// Table prefix, when one was given.
+    pub prefix: Option<String>,
+    /// The instance whose database is reused, when sharing.
+    pub shared_with: Option<String>,
 }
 
 /// What an install does (printed by `--dry-run`, returned by every install).
@@ -135,6 +144,7 @@ struct Checked<'p> {
     values: BTreeMap<String, SettingValue>,
     globals: Vec<(String, String, bool)>,
     satisfied: runtime::Satisfied,
+    provisions: BTreeMap<String, crate::database::Provision>,
     script: Option<ConfigScript<'p>>,
     deploy: Option<DeployPlan>,
 }
@@ -296,6 +306,13 @@ fn check<'p>(
         &service.requirements,
         opts.db_server.as_deref(),
     )?;
+    let provisions = crate::database::plan(
+        ctx,
+        &site,
+        &satisfied,
+        &opts.table_prefixes,
+        &opts.shared_databases,
+    )?;
     let deploy = mapping.map(DeployPlan::new).transpose()?;
     if let Some(size) = mapping.and_then(|m| m.installed_size) {
         let free =
@@ -317,6 +334,7 @@ fn check<'p>(
         values,
         globals,
         satisfied,
+        provisions,
         script,
         deploy,
     })
@@ -443,10 +461,22 @@ fn plan(ctx: &Context, pkg: &StoredPackage, c: &Checked<'_>) -> Result<Plan, Err
             .satisfied
             .databases
             .iter()
-            .map(|d| PlannedDatabase {
-                id: d.requirement.id.clone(),
-                kind: d.requirement.server_type.clone(),
-                server: d.server.clone(),
+            .map(|d| {
+                let id = &d.requirement.id;
+                let (prefix, shared_with) = match c.provisions.get(id) {
+                    Some(crate::database::Provision::New { prefix }) => (prefix.clone(), None),
+                    Some(crate::database::Provision::Shared { db, instance }) => {
+                        (db.prefix.clone(), Some(instance.clone()))
+                    }
+                    None => (None, None),
+                };
+                PlannedDatabase {
+                    id: id.clone(),
+                    kind: d.requirement.server_type.clone(),
+                    server: d.server.clone(),
+                    prefix,
+                    shared_with,
+                }
             })
             .collect(),
         choices: c.satisfied.choices.clone(),
@@ -560,7 +590,23 @@ fn apply(
 ) -> Result<(), Error> {
     // Resources: one database and login per db:db, verified before going on (§8.3 step 6).
     for choice in &c.satisfied.databases {
-        let db = crate::database::create(ctx, journal, choice, id, &c.user, reporter)?;
+        let db = match c.provisions.get(&choice.requirement.id) {
+            Some(crate::database::Provision::Shared { db, .. }) => {
+                reporter.step(&format!(
+                    "using database `{}` with table prefix `{}` for db:id `{}`",
+                    db.name,
+                    db.prefix.as_deref().unwrap_or(""),
+                    db.db_id
+                ));
+                journal.step("database-shared", Undo::Nothing, || Ok(db.clone()))?
+            }
+            Some(crate::database::Provision::New { prefix }) => {
+                let mut db = crate::database::create(ctx, journal, choice, id, &c.user, reporter)?;
+                db.prefix.clone_from(prefix);
+                db
+            }
+            None => crate::database::create(ctx, journal, choice, id, &c.user, reporter)?,
+        };
         progress.databases.push(db);
     }
     let dbs = progress.databases.clone();

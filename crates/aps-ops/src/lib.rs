@@ -9,7 +9,7 @@
 
 pub mod configure;
 pub mod context;
-mod database;
+pub mod database;
 mod deploy;
 pub mod error;
 pub mod home;

@@ -146,10 +146,24 @@ pub(crate) fn finish(
     let mut dropped = Vec::new();
     let mut kept_dbs = Vec::new();
     for db in &loaded.databases {
-        let label = format!("{} ({} `{}`)", db.db_id, db.kind.as_str(), db.name);
-        if databases == Databases::Keep || db.shared {
+        let label = match &db.prefix {
+            Some(prefix) => format!(
+                "{} ({} `{}`, table prefix `{prefix}`)",
+                db.db_id,
+                db.kind.as_str(),
+                db.name
+            ),
+            None => format!("{} ({} `{}`)", db.db_id, db.kind.as_str(), db.name),
+        };
+        // Other instances (with table prefixes) may live in this database too.
+        let sharers = crate::database::users_of(ctx, db)
+            .map(|u| u.len())
+            .unwrap_or(2);
+        if databases == Databases::Keep || db.shared || sharers > 1 {
             let why = if db.shared {
-                "shared database, tables prefixed"
+                "shared database; the standard gives no way to tell which tables are this instance's (its table prefix is the only hint)"
+            } else if sharers > 1 {
+                "other instances keep their tables in it"
             } else {
                 "kept on request"
             };

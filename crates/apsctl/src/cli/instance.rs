@@ -36,6 +36,13 @@ pub struct InstallArgs {
     /// Create the databases on this registered server.
     #[arg(long, value_name = "NAME")]
     db_server: Option<String>,
+    /// Give db:id ID the table prefix PREFIX (`DB_<ID>_PREFIX`; only where the package allows it).
+    #[arg(long = "db-prefix", value_name = "ID=PREFIX")]
+    db_prefix: Vec<String>,
+    /// Install db:id ID into the database of another instance of the same site owner
+    /// (INSTANCE's db:id DBID, default ID); needs --db-prefix for ID.
+    #[arg(long = "use-database", value_name = "ID=INSTANCE[:DBID]")]
+    use_database: Vec<String>,
     /// Check everything and print the plan; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -89,15 +96,15 @@ pub enum Files {
     App,
 }
 
-/// Parses `ID=VALUE` pairs, refusing duplicates.
-fn parse_sets(sets: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// Parses the `ID=VALUE` pairs of a repeatable flag, refusing duplicates.
+fn parse_pairs(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
-    for pair in sets {
+    for pair in pairs {
         let (id, value) = pair
             .split_once('=')
-            .with_context(|| format!("`--set {pair}` must look like ID=VALUE"))?;
+            .with_context(|| format!("`{flag} {pair}` must look like ID=VALUE"))?;
         if map.insert(id.to_owned(), value.to_owned()).is_some() {
-            anyhow::bail!("setting `{id}` is given twice");
+            anyhow::bail!("`{flag}` names `{id}` twice");
         }
     }
     Ok(map)
@@ -124,7 +131,7 @@ pub fn install(args: InstallArgs, s: super::Session, out: &Printer) -> anyhow::R
             settings.insert(k, v);
         }
     }
-    settings.extend(parse_sets(&args.set)?);
+    settings.extend(parse_pairs("--set", &args.set)?);
     let ctx = s.context()?;
     let opts = InstallOptions {
         package: args.reference,
@@ -137,6 +144,17 @@ pub fn install(args: InstallArgs, s: super::Session, out: &Printer) -> anyhow::R
             License::NotAccepted
         },
         db_server: args.db_server,
+        table_prefixes: parse_pairs("--db-prefix", &args.db_prefix)?,
+        shared_databases: parse_pairs("--use-database", &args.use_database)?
+            .into_iter()
+            .map(|(id, target)| {
+                let (instance, db_id) = match target.split_once(':') {
+                    Some((i, d)) => (i.to_owned(), d.to_owned()),
+                    None => (target, id.clone()),
+                };
+                (id, aps_ops::database::SharedDatabase { instance, db_id })
+            })
+            .collect(),
         mode: if args.dry_run {
             RunMode::DryRun
         } else {
@@ -240,7 +258,7 @@ pub fn configure(
     let ctx = s.context()?;
     let opts = aps_ops::configure::ConfigureOptions {
         instance: args.id,
-        settings: parse_sets(&args.set)?,
+        settings: parse_pairs("--set", &args.set)?,
     };
     let report = aps_ops::configure::configure(&ctx, &opts, out)?;
     out.data(&serde_json::to_value(&report)?, || {

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark: `apsctl install` of a generated package on a local site against `unzip` of the same
+# package, on the same file system. See bench/README.md.
+#
+# The package is imported once; each round installs it under a fresh path (`--path rN`) and
+# unzips it into a fresh folder; both are warmed up once before the timed rounds, and dirty
+# pages are flushed before every timed run. Needs root (system user, ownership of deployed
+# files). Aim: (a)/(b) <= 1.2.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+SITE_USER=${SITE_USER:-apsbench}
+
+[ "$(id -u)" -eq 0 ] || die "install.sh must run as root (it creates a system user and installs as it)"
+need_tools
+build_apsctl
+setup_work
+
+HOME_DIR="$WORK/home"
+DOCROOT="$WORK/site/docroot"
+if ! id "$SITE_USER" >/dev/null 2>&1; then
+    log "creating system user $SITE_USER (left in place)…"
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$SITE_USER"
+fi
+mkdir -p "$DOCROOT"
+chmod 755 "$WORK/site"
+chown "$SITE_USER:" "$DOCROOT"
+REF=$("$APSCTL" --home "$HOME_DIR" --quiet package import "$PKG" | tail -n 1)
+[ -n "$REF" ] || die "package import printed no reference"
+"$APSCTL" --home "$HOME_DIR" --quiet site add bench --docroot "$DOCROOT" \
+    --url http://localhost:8080/ --user "$SITE_USER" >/dev/null
+
+install_once() {
+    "$APSCTL" --home "$HOME_DIR" --quiet install "$REF" --site bench --path "$1" \
+        --set admin_password=bench-password --accept-license
+}
+unzip_once() { unzip -q "$PKG" -d "$1"; }
+
+log "warming up…"
+install_once warm >/dev/null
+unzip_once "$WORK/unzip-warm"
+rm -rf "$WORK/unzip-warm"
+
+times_a="" times_b=""
+for round in $(seq 1 "$ROUNDS"); do
+    settle
+    time_ms ta install_once "r$round"
+    settle
+    time_ms tb unzip_once "$WORK/unzip-$round"
+    times_a+=" $ta" times_b+=" $tb"
+    log "round $round/$ROUNDS: install $ta ms, unzip $tb ms"
+    rm -rf "$WORK/unzip-$round"
+done
+
+echo "apsctl install vs unzip ($FILES files, ~$MEGABYTES MB, $(stat -c %s "$PKG") bytes zipped, $ROUNDS rounds)"
+report "apsctl install" "unzip" 1.2 "$times_a" "$times_b"
