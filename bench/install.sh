@@ -24,7 +24,8 @@ fi
 mkdir -p "$DOCROOT"
 chmod 755 "$WORK/site"
 chown "$SITE_USER:" "$DOCROOT"
-REF=$("$APSCTL" --home "$HOME_DIR" --quiet package import "$PKG" | tail -n 1)
+REF=$("$APSCTL" --home "$HOME_DIR" --json package import "$PKG" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["package"])')
 [ -n "$REF" ] || die "package import printed no reference"
 "$APSCTL" --home "$HOME_DIR" --quiet site add bench --docroot "$DOCROOT" \
     --url http://localhost:8080/ --user "$SITE_USER" >/dev/null

@@ -128,6 +128,7 @@ impl Env {
 
     /// The current time (wall clock), or the frozen time of a test environment.
     pub fn now(&self) -> SystemTime {
+        #[expect(clippy::disallowed_methods, reason = "the one clock of the process (STYLE practice 7)")]
         self.fixed_time.unwrap_or_else(SystemTime::now)
     }
 
@@ -157,8 +158,7 @@ impl Env {
     /// add what the child needs with [`Command::env`]. A bare program name is looked up in that
     /// `PATH`.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut command = Command::new(program);
-        command.env_clear();
+        let mut command = bare_command(program);
         command.env(vars::PATH, self.path_var());
         command.env("LANG", CHILD_LANG);
         if let Some(home) = self.var_os(vars::HOME) {
@@ -166,6 +166,16 @@ impl Env {
         }
         command
     }
+}
+
+/// A [`Command`] for `program` with an empty environment: the one place apsctl calls
+/// `Command::new`. Prefer [`Env::command`]; this is for adapters (database clients) that set a
+/// fixed environment of their own.
+#[expect(clippy::disallowed_methods, reason = "the one door to child processes (STYLE practice 7)")]
+pub fn bare_command(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear();
+    command
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub mod server;
 pub mod site;
 mod vars;
 
-pub use aps_host::env::Env;
+pub use aps_host::env::{Env, vars as env_vars};
 pub use context::Context;
 pub use error::{Error, ErrorKind};
 pub use report::Reporter;

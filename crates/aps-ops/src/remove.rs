@@ -156,9 +156,7 @@ pub(crate) fn finish(
             None => format!("{} ({} `{}`)", db.db_id, db.kind.as_str(), db.name),
         };
         // Other instances (with table prefixes) may live in this database too.
-        let sharers = crate::database::users_of(ctx, db)
-            .map(|u| u.len())
-            .unwrap_or(2);
+        let sharers = crate::database::users_of(ctx, db).map_or(2, |u| u.len());
         if databases == Databases::Keep || db.shared || sharers > 1 {
             let why = if db.shared {
                 "shared database; the standard gives no way to tell which tables are this instance's (its table prefix is the only hint)"

@@ -13,8 +13,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    let printer = output::Printer::new(args.json, args.quiet);
-    match cli::run(args, &printer) {
+    let env = aps_ops::Env::from_process();
+    let printer = output::Printer::new(args.json, args.quiet, env.flag(aps_ops::env_vars::NO_COLOR));
+    match cli::run(args, env, &printer) {
         Ok(code) => code,
         Err(err) => {
             printer.error(&err);

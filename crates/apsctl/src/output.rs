@@ -27,8 +27,7 @@ pub struct Printer {
 
 impl Printer {
     /// A printer for `--json` / `--quiet`; colours only on a terminal and without `NO_COLOR`.
-    pub fn new(json: bool, quiet: bool) -> Self {
-        let no_color = std::env::vars_os().any(|(k, v)| k == "NO_COLOR" && !v.is_empty());
+    pub fn new(json: bool, quiet: bool, no_color: bool) -> Self {
         Self {
             json,
             quiet,

@@ -97,20 +97,6 @@ function notes_add(PDO $pdo, array $db, string $body, string $data): void
     $insert->execute();
 }
 
-/** Every note as [body, data], oldest first. */
-function notes_all(PDO $pdo, array $db): array
-{
-    $rows = [];
-    foreach ($pdo->query('SELECT body, data FROM ' . notes_table($db) . ' ORDER BY id') as $row) {
-        $data = $row['data'];
-        if (is_resource($data)) {
-            $data = stream_get_contents($data);
-        }
-        $rows[] = [$row['body'], (string) $data];
-    }
-    return $rows;
-}
-
 function notes_write_config(string $path, array $db, string $title): void
 {
     $cfg = $db + ['title' => $title];

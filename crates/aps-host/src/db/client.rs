@@ -7,8 +7,8 @@
 //! error message, with every secret of the call replaced by `***`. Credentials are written to
 //! temporary 0600 files by [`secret_file`] and referenced by path.
 //!
-//! Known gap: the programs are looked up in a fixed list of system directories; `aps_host::env`
-//! will take over the search path and the spawning (only [`client_command`] needs to change).
+//! Known gap: the programs are looked up in a fixed list of system directories, not in the
+//! controller's `PATH`.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read as _, Seek as _, Write};
@@ -35,9 +35,8 @@ const STDOUT_KEEP: u64 = 1 << 20;
 
 /// The one function that creates client processes; everything else goes through [`run`].
 fn client_command(program: &Path) -> Command {
-    let mut command = Command::new(program);
+    let mut command = crate::env::bare_command(program);
     command
-        .env_clear()
         .env("PATH", CLIENT_DIRS.join(":"))
         .env("LC_ALL", "C.UTF-8");
     command

@@ -77,8 +77,7 @@ pub enum Command {
 }
 
 /// Runs the command.
-pub fn run(args: Args, printer: &Printer) -> anyhow::Result<ExitCode> {
-    let env = aps_ops::Env::from_process();
+pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<ExitCode> {
     let mut config = aps_ops::context::Config::default();
     if let Some(seconds) = args.script_timeout {
         config.script_timeout = std::time::Duration::from_secs(seconds);
