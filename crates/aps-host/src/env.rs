@@ -128,7 +128,10 @@ impl Env {
 
     /// The current time (wall clock), or the frozen time of a test environment.
     pub fn now(&self) -> SystemTime {
-        #[expect(clippy::disallowed_methods, reason = "the one clock of the process (STYLE practice 7)")]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the one clock of the process (STYLE practice 7)"
+        )]
         self.fixed_time.unwrap_or_else(SystemTime::now)
     }
 
@@ -171,7 +174,10 @@ impl Env {
 /// A [`Command`] for `program` with an empty environment: the one place apsctl calls
 /// `Command::new`. Prefer [`Env::command`]; this is for adapters (database clients) that set a
 /// fixed environment of their own.
-#[expect(clippy::disallowed_methods, reason = "the one door to child processes (STYLE practice 7)")]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the one door to child processes (STYLE practice 7)"
+)]
 pub fn bare_command(program: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new(program);
     command.env_clear();

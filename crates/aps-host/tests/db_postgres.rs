@@ -1,5 +1,8 @@
 //! `PostgreSQL` database server against the real server `.ci/services.sh` starts.
-#![expect(clippy::disallowed_methods, reason = "the test drives the real database clients directly, outside the product's Env")]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the test drives the real database clients directly, outside the product's Env"
+)]
 
 mod db_common;
 

@@ -116,14 +116,17 @@ pub fn configure(
                 script.run(ctx, "configure", &[], &vars, reporter)
             })?;
         }
-        let rows: Vec<aps_store::instances::Setting> = encoded
+        let rows = encoded
             .iter()
-            .map(|(k, (v, s))| aps_store::instances::Setting {
-                setting_id: k.clone(),
-                value: v.clone(),
-                secret: *s,
+            .map(|(k, (v, s))| {
+                let value = if *s { ctx.vault.seal(v)? } else { v.clone() };
+                Ok(aps_store::instances::Setting {
+                    setting_id: k.clone(),
+                    value,
+                    secret: *s,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, Error>>()?;
         journal.step("store-settings", Undo::Nothing, || {
             Ok(ctx
                 .store

@@ -40,6 +40,8 @@ pub struct Context {
     pub env: Env,
     /// Limits and timeouts.
     pub config: Config,
+    /// Seals secrets before they enter the store.
+    pub vault: crate::vault::Vault,
 }
 
 impl Context {
@@ -47,11 +49,13 @@ impl Context {
     pub fn open(home: &std::path::Path, env: Env, config: Config) -> Result<Self, Error> {
         let home = Home::open(home)?;
         let store = Store::open(home.store())?;
+        let vault = crate::vault::Vault::open(&home.secret_key())?;
         Ok(Self {
             home,
             store,
             env,
             config,
+            vault,
         })
     }
 }

@@ -245,8 +245,10 @@ fn shared_database(
             )));
         }
     }
+    let password = ctx.vault.unseal(&db.password)?;
     Ok(InstanceDatabase {
         db_id: req.id.clone(),
+        password,
         prefix: Some(prefix.to_owned()),
         shared: true,
         ..db
@@ -267,4 +269,36 @@ pub(crate) fn users_of(
         }
     }
     Ok(out)
+}
+
+/// The records with their passwords sealed for the store ([`crate::vault`]).
+pub(crate) fn sealed(
+    ctx: &Context,
+    dbs: Vec<InstanceDatabase>,
+) -> Result<Vec<InstanceDatabase>, Error> {
+    dbs.into_iter()
+        .map(|db| {
+            let password = if db.password.is_empty() {
+                String::new()
+            } else {
+                ctx.vault.seal(&db.password)?
+            };
+            Ok(InstanceDatabase { password, ..db })
+        })
+        .collect()
+}
+
+/// The records with their passwords opened ([`crate::vault`]).
+pub(crate) fn unsealed(
+    ctx: &Context,
+    dbs: Vec<InstanceDatabase>,
+) -> Result<Vec<InstanceDatabase>, Error> {
+    dbs.into_iter()
+        .map(|db| {
+            Ok(InstanceDatabase {
+                password: ctx.vault.unseal(&db.password)?,
+                ..db
+            })
+        })
+        .collect()
 }

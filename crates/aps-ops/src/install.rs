@@ -164,6 +164,15 @@ pub fn install(
         check(ctx, &pkg, opts, site, &user_for_script)?
     };
     let plan = plan(ctx, &pkg, &checked)?;
+    for (n, choice) in checked.satisfied.choices.iter().enumerate() {
+        reporter.step(&format!("requirement choice {}: alternative `{choice}` selected (the first one this site satisfies)", n + 1));
+    }
+    for db in &plan.databases {
+        reporter.step(&format!(
+            "db:id `{}` will use {} server `{}`",
+            db.id, db.kind, db.server
+        ));
+    }
     if opts.mode == RunMode::DryRun {
         return Ok(InstallReport {
             instance: None,
@@ -171,6 +180,10 @@ pub fn install(
             state: "planned".into(),
             plan,
         });
+    }
+    // §3.6: tell the user which alternative of each `choice` was taken.
+    for choice in &plan.choices {
+        reporter.step(&format!("using requirement alternative `{choice}`"));
     }
     let _site_lock = OpLock::acquire(
         &ctx.home
@@ -416,7 +429,11 @@ pub(crate) fn validate_settings(
             scope,
             exclude_instance: instance,
         })?;
-        taken.insert(s.id.clone(), uses.into_iter().map(|u| u.value).collect());
+        let values = uses
+            .into_iter()
+            .map(|u| ctx.vault.unseal(&u.value))
+            .collect::<Result<_, _>>()?;
+        taken.insert(s.id.clone(), values);
     }
     let opts = ValidateOptions {
         mode,
@@ -640,19 +657,27 @@ fn apply(
         })?;
     }
     // Commit (§8.3 step 13).
-    let settings = c
+    let mut settings = Vec::new();
+    for s in c
         .service
         .all_settings()
         .into_iter()
         .filter(|s| !s.installation_only)
-        .filter_map(|s| {
-            c.values.get(&s.id).map(|v| aps_store::instances::Setting {
+    {
+        if let Some(v) = c.values.get(&s.id) {
+            let value = if v.is_secret() {
+                ctx.vault.seal(&v.encode())?
+            } else {
+                v.encode()
+            };
+            settings.push(aps_store::instances::Setting {
                 setting_id: s.id.clone(),
-                value: v.encode(),
+                value,
                 secret: v.is_secret(),
-            })
-        })
-        .collect();
+            });
+        }
+    }
+    let dbs = crate::database::sealed(ctx, dbs)?;
     let record = NewInstance {
         id: id.to_owned(),
         site: c.site.name.clone(),

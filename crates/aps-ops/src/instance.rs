@@ -57,8 +57,8 @@ impl Loaded {
             site.docroot.join(&instance.prefix)
         };
         Ok(Self {
-            settings: ctx.store.instances().settings(id)?,
-            databases: ctx.store.instances().databases(id)?,
+            settings: unsealed_settings(ctx, ctx.store.instances().settings(id)?)?,
+            databases: crate::database::unsealed(ctx, ctx.store.instances().databases(id)?)?,
             files: ctx.store.instances().files(id)?,
             instance,
             site,
@@ -125,6 +125,23 @@ impl Loaded {
             user: &self.user,
         }))
     }
+}
+
+/// Opens the sealed values of secret settings ([`crate::vault`]).
+fn unsealed_settings(ctx: &Context, settings: Vec<Setting>) -> Result<Vec<Setting>, Error> {
+    settings
+        .into_iter()
+        .map(|s| {
+            Ok(if s.secret {
+                Setting {
+                    value: ctx.vault.unseal(&s.value)?,
+                    ..s
+                }
+            } else {
+                s
+            })
+        })
+        .collect()
 }
 
 /// An instance as `instance list` shows it.

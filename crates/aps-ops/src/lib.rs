@@ -25,6 +25,7 @@ mod script;
 pub mod server;
 pub mod site;
 mod vars;
+pub mod vault;
 
 pub use aps_host::env::{Env, vars as env_vars};
 pub use context::Context;

@@ -14,7 +14,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     let env = aps_ops::Env::from_process();
-    let printer = output::Printer::new(args.json, args.quiet, env.flag(aps_ops::env_vars::NO_COLOR));
+    let printer =
+        output::Printer::new(args.json, args.quiet, env.flag(aps_ops::env_vars::NO_COLOR));
     match cli::run(args, env, &printer) {
         Ok(code) => code,
         Err(err) => {

@@ -1,0 +1,15 @@
+//! Integration tests of the package layer through the real `apsctl` binary: `package lint` over
+//! the real-world corpus, build/import/list/show/remove of the example package, hostile archives
+//! refused without a trace, removal refused while an instance uses the package, and the output
+//! contract (`--json` is one document on stdout, reasons are sentences on stderr).
+//!
+//! Main decision: every test has its own sandbox (home, work folder, `TMPDIR`, `HOME`), so tests
+//! run in parallel and "nothing written outside the home" is checked by snapshots.
+//!
+//! Known gaps: signatures in APP-LIST.xml and add-on (master package) imports are not covered here.
+mod contract;
+mod hostile;
+mod import;
+mod in_use;
+mod lint;
+mod support;
