@@ -15,4 +15,5 @@ pub mod names;
 pub mod php;
 pub mod redact;
 pub mod runner;
+pub mod safedir;
 pub mod user;

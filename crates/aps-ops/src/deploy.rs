@@ -3,8 +3,10 @@
 //! Main decision: files are extracted from the repository archive straight into a private
 //! staging folder inside the site's document root (same file system, mode 0700, owned by root),
 //! hashed in the same pass, given their owner and modes there, and only then moved into place
-//! with `rename`. The site never shows a half-deployed instance, and an undo only has to remove
-//! what the journal says was moved in.
+//! with `renameat`. The site never shows a half-deployed instance, and an undo only has to remove
+//! what the journal says was moved in. The site's user owns the document root and may swap any
+//! folder for a link at any time, so everything in the site goes through folder descriptors
+//! ([`SafeDir`]): apsctl, running as root, never follows a link the user planted.
 //!
 //! Modes: deployed folders 0755 and files 0644, owned by the site's user; below a mapping with
 //! `php:permissions writable="true"` folders 0775 and files 0664 (group-writable, for sites whose
@@ -15,6 +17,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use aps_host::safedir::SafeDir;
 use aps_host::user::SystemUser;
 use aps_meta::model::UrlMapping;
 use aps_store::instances::{FileKind, InstanceFile};
@@ -152,27 +155,84 @@ pub(crate) struct Deployed {
     pub files: Vec<InstanceFile>,
     /// Whether the instance root was created (else it existed, empty).
     pub created_root: bool,
-    /// Top-level entries moved into a pre-existing root.
+    /// Entries moved into the instance root.
     pub entries: Vec<String>,
 }
 
-/// Extracts the mapped files of `archive` into `staging` (an empty private folder in the same
-/// file system as `root`), sets owners and modes, closes web access to a new root (mode 0700
-/// until [`open_access`]) and moves everything into `root`.
+/// Where an instance lives on its site.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Place<'a> {
+    /// The site's document root (administrator-owned path; its last folder may be the user's).
+    pub docroot: &'a Path,
+    /// The installation path below it (empty for the document root).
+    pub prefix: &'a str,
+}
+
+impl Place<'_> {
+    /// The instance root as a path (for messages and variables).
+    pub fn root(&self) -> PathBuf {
+        if self.prefix.is_empty() {
+            self.docroot.to_path_buf()
+        } else {
+            self.docroot.join(self.prefix)
+        }
+    }
+
+    /// Opens the instance root without following links.
+    pub fn open_root(&self) -> Result<SafeDir, Error> {
+        let site = SafeDir::open(self.docroot).map_err(fs_error)?;
+        if self.prefix.is_empty() {
+            Ok(site)
+        } else {
+            site.open_rel(Path::new(self.prefix)).map_err(fs_error)
+        }
+    }
+
+    /// The first folder of the prefix that does not exist yet, relative to the document root.
+    pub fn first_missing(&self) -> Option<String> {
+        let mut rel = PathBuf::new();
+        for part in self.prefix.split('/').filter(|p| !p.is_empty()) {
+            rel.push(part);
+            if !self.docroot.join(&rel).exists() {
+                return Some(rel.to_string_lossy().into_owned());
+            }
+        }
+        None
+    }
+}
+
+/// A folder error as an operation error.
+pub(crate) fn fs_error(e: aps_host::safedir::SafeDirError) -> Error {
+    Error::Site(e)
+}
+
+/// Creates the private staging folder `name` (mode 0700, owned by apsctl) in the document root.
+pub(crate) fn create_staging(docroot: &Path, name: &str) -> Result<SafeDir, Error> {
+    SafeDir::open(docroot)
+        .and_then(|site| site.create_dir(name, 0o700))
+        .map_err(fs_error)
+}
+
+/// Extracts the mapped files of `archive` into `staging` (see [`create_staging`]), sets owners
+/// and modes there, and moves everything into the instance root, creating it (mode 0700: web
+/// access stays closed until [`open_access`]) or filling it when it exists empty. Every step in
+/// the site goes through folder descriptors ([`SafeDir`]), so links the site's user may plant
+/// are never followed.
 pub(crate) fn deploy(
     archive: &Path,
     plan: &DeployPlan,
-    staging: &Path,
-    root: &Path,
+    staging: &SafeDir,
+    place: Place<'_>,
     user: &SystemUser,
     limits: &aps_archive::Limits,
 ) -> Result<Deployed, Error> {
-    let extracted = aps_archive::extract(archive, staging, &|name| plan.target_of(name), limits)
+    let dir = staging.proc_path();
+    let extracted = aps_archive::extract(archive, &dir, &|name| plan.target_of(name), limits)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     for (rel, _) in &plan.dirs {
         let last = rel.rsplit('/').next().unwrap_or("");
         if !rel.is_empty() && !last.contains('.') {
-            fs_err::create_dir_all(staging.join(rel))?;
+            fs_err::create_dir_all(dir.join(rel))?;
         }
     }
     let mut files = Vec::new();
@@ -181,7 +241,7 @@ pub(crate) fn deploy(
         .iter()
         .filter_map(|(name, info)| extracted.targets.get(name).map(|t| (t, info)))
         .collect();
-    walk(staging, Path::new(""), &mut |rel, is_dir| {
+    walk(&dir, Path::new(""), &mut |rel, is_dir| {
         let rel_text = rel.to_string_lossy().into_owned();
         let writable = plan.writable(&rel_text);
         let mode = match (is_dir, writable) {
@@ -190,7 +250,7 @@ pub(crate) fn deploy(
             (false, false) => 0o644,
             (false, true) => 0o664,
         };
-        fs_err::set_permissions(staging.join(rel), std::fs::Permissions::from_mode(mode))?;
+        fs_err::set_permissions(dir.join(rel), std::fs::Permissions::from_mode(mode))?;
         if is_dir {
             files.push(InstanceFile {
                 path: rel_text,
@@ -213,25 +273,38 @@ pub(crate) fn deploy(
         }
         Ok(())
     })?;
-    aps_host::fsx::chown_tree(staging, user.uid(), user.gid())
-        .map_err(|e| Error::Failed(e.to_string()))?;
-    fs_err::set_permissions(staging, std::fs::Permissions::from_mode(0o700))?;
+    for name in staging.names().map_err(fs_error)? {
+        aps_host::fsx::chown_tree(&dir.join(&name), user.uid(), user.gid())
+            .map_err(|e| Error::Failed(e.to_string()))?;
+    }
 
+    // The instance root: walk the prefix from the document root, creating what is missing.
+    let mut target = SafeDir::open(place.docroot).map_err(fs_error)?;
+    let parts: Vec<&str> = place.prefix.split('/').filter(|p| !p.is_empty()).collect();
+    let mut created_root = false;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        target = if target.contains(part) {
+            target.open_dir(part).map_err(fs_error)?
+        } else {
+            let dir = target
+                .create_dir(part, if last { 0o700 } else { 0o755 })
+                .map_err(fs_error)?;
+            dir.chown(user.uid(), user.gid()).map_err(fs_error)?;
+            created_root = last;
+            dir
+        };
+    }
+    if !created_root && !target.is_empty().map_err(fs_error)? {
+        return Err(Error::Conflict(format!(
+            "installation directory `{}` is no longer empty",
+            place.root().display()
+        )));
+    }
     let mut entries = Vec::new();
-    let created_root = !root.exists();
-    if created_root {
-        if let Some(parent) = root.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        fs_err::rename(staging, root)?;
-    } else {
-        for entry in fs_err::read_dir(staging)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            fs_err::rename(entry.path(), root.join(&name))?;
-            entries.push(name.to_string_lossy().into_owned());
-        }
-        fs_err::remove_dir(staging)?;
+    for name in staging.names().map_err(fs_error)? {
+        staging.rename(&name, &target, &name).map_err(fs_error)?;
+        entries.push(name);
     }
     Ok(Deployed {
         files,
@@ -241,11 +314,8 @@ pub(crate) fn deploy(
 }
 
 /// Opens web access to a root that [`deploy`] created (mode 0755).
-pub(crate) fn open_access(root: &Path) -> Result<(), Error> {
-    Ok(fs_err::set_permissions(
-        root,
-        std::fs::Permissions::from_mode(0o755),
-    )?)
+pub(crate) fn open_access(place: Place<'_>) -> Result<(), Error> {
+    place.open_root()?.set_mode(0o755).map_err(fs_error)
 }
 
 /// Visits every entry below `base` (depth first, parents before children) with its path relative

@@ -48,6 +48,9 @@ pub enum Error {
     /// A file-system call made through `fs_err` failed; its message names the path.
     #[error("{0}")]
     Fs(#[from] std::io::Error),
+    /// A folder of a site could not be used (a link planted in the way is refused, not followed).
+    #[error(transparent)]
+    Site(#[from] aps_host::safedir::SafeDirError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] aps_store::StoreError),
@@ -70,7 +73,7 @@ impl Error {
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::Busy(_) => ErrorKind::Busy,
-            Self::Failed(_) => ErrorKind::Failed,
+            Self::Failed(_) | Self::Site(_) => ErrorKind::Failed,
             Self::Store(e) => match e.kind() {
                 aps_store::StoreErrorKind::NotFound => ErrorKind::NotFound,
                 aps_store::StoreErrorKind::Conflict => ErrorKind::Conflict,

@@ -653,7 +653,10 @@ fn apply(
     // Open access (§8.3 step 11).
     if deployed.as_ref().is_some_and(|d| d.created_root) {
         journal.step("open-access", Undo::Nothing, || {
-            deploy::open_access(&c.root)
+            deploy::open_access(deploy::Place {
+                docroot: &c.site.docroot,
+                prefix: &c.prefix,
+            })
         })?;
     }
     // Commit (§8.3 step 13).
@@ -712,54 +715,53 @@ fn deploy_files(
     reporter: &dyn Reporter,
 ) -> Result<deploy::Deployed, Error> {
     reporter.step(&format!("deploying files to `{}`", c.root.display()));
-    let staging = c.site.docroot.join(format!(".apsctl-staging-{id}"));
-    let created_root = !c.root.exists();
-    let top = topmost_missing(&c.root, &c.site.docroot);
-    journal.step(
-        "stage",
-        Undo::RemoveTree {
-            path: staging.clone(),
+    let docroot = c.site.docroot.clone();
+    let staging_name = format!(".apsctl-staging-{id}");
+    let place = deploy::Place {
+        docroot: &docroot,
+        prefix: &c.prefix,
+    };
+    let first_missing = place.first_missing();
+    let undo = Undo::RemoveInSite {
+        docroot: docroot.clone(),
+        rel: staging_name.clone(),
+    };
+    let staging = journal.step("stage", undo, || {
+        deploy::create_staging(&docroot, &staging_name)
+    })?;
+    let undo = match &first_missing {
+        Some(rel) => Undo::RemoveInSite {
+            docroot: docroot.clone(),
+            rel: rel.clone(),
         },
-        || {
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&staging)
-                .map_err(|e| Error::io(&staging, e))
+        None => Undo::RemoveEntries {
+            docroot: docroot.clone(),
+            rel: c.prefix.clone(),
+            entries: Vec::new(),
         },
-    )?;
-    let undo = Undo::RemoveDeployed {
-        root: top.clone(),
-        created_root,
-        entries: Vec::new(),
     };
     let done = journal.step("deploy", undo, || {
         deploy::deploy(
             &pkg.archive,
             plan,
             &staging,
-            &c.root,
+            place,
             &c.user,
             &ctx.config.archive_limits,
         )
     })?;
-    if !done.created_root {
-        journal.refine_last(Undo::RemoveDeployed {
-            root: c.root.clone(),
-            created_root: false,
+    if first_missing.is_none() {
+        journal.refine_last(Undo::RemoveEntries {
+            docroot: docroot.clone(),
+            rel: c.prefix.clone(),
             entries: done.entries.clone(),
         })?;
     }
-    Ok(done)
-}
-
-/// The highest folder of `root` that does not exist yet (what an undo must remove), or `root`.
-fn topmost_missing(root: &Path, docroot: &Path) -> PathBuf {
-    let mut top = root.to_path_buf();
-    let mut cur = root.to_path_buf();
-    while cur.pop() && cur.starts_with(docroot) && cur != docroot && !cur.exists() {
-        top.clone_from(&cur);
+    // The staging folder is empty now; a leftover is removed by the journal's undo only on failure.
+    if let Ok(site) = aps_host::safedir::SafeDir::open(&docroot) {
+        let _ = site.remove_dir(&staging_name);
     }
-    top
+    Ok(done)
 }
 
 /// Copies `APP-META.xml` and `scripts/` from the archive into the private folder: root-owned,

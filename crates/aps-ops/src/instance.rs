@@ -71,6 +71,14 @@ impl Loaded {
         })
     }
 
+    /// Where the instance lives on its site.
+    pub(crate) fn place(&self) -> crate::deploy::Place<'_> {
+        crate::deploy::Place {
+            docroot: &self.site.docroot,
+            prefix: &self.instance.prefix,
+        }
+    }
+
     /// The root service of the installed metadata.
     pub(crate) fn service(&self) -> Result<&Service, Error> {
         self.meta

@@ -32,14 +32,21 @@ pub enum Undo {
         /// The folder.
         path: PathBuf,
     },
-    /// Remove deployed files: the listed entries below `root`, then `root` itself when apsctl
-    /// created it (it is left in place when it existed before, empty).
-    RemoveDeployed {
-        /// The instance's root directory on the site.
-        root: PathBuf,
-        /// Whether apsctl created `root`.
-        created_root: bool,
-        /// Top-level entries apsctl moved into `root` (when `root` existed before).
+    /// Remove `rel` (a file or a whole folder) inside a site's document root, through folder
+    /// descriptors (links the site's user planted are removed, never followed).
+    RemoveInSite {
+        /// The site's document root.
+        docroot: PathBuf,
+        /// The entry, relative to the document root.
+        rel: String,
+    },
+    /// Remove the listed entries of the folder `rel` (which existed before, empty) in a site.
+    RemoveEntries {
+        /// The site's document root.
+        docroot: PathBuf,
+        /// The folder, relative to the document root (empty for the document root itself).
+        rel: String,
+        /// Its entries apsctl moved in.
         entries: Vec<String>,
     },
     /// Drop a database and its login that apsctl created.
@@ -51,10 +58,12 @@ pub enum Undo {
         /// The login.
         login: String,
     },
-    /// Give a path its previous permission bits back.
+    /// Give a folder of a site its previous permission bits back.
     RestoreMode {
-        /// The path.
-        path: PathBuf,
+        /// The site's document root.
+        docroot: PathBuf,
+        /// The folder, relative to the document root (empty for the document root itself).
+        rel: String,
         /// The previous mode (permission bits).
         mode: u32,
     },
@@ -232,19 +241,44 @@ pub fn apply_undo(ctx: &Context, undo: &Undo) -> Result<(), Error> {
     match undo {
         Undo::Nothing => Ok(()),
         Undo::RemoveTree { path } => remove_tree(path),
-        Undo::RemoveDeployed {
-            root,
-            created_root,
+        Undo::RemoveInSite { docroot, rel } => {
+            let place = crate::deploy::Place {
+                docroot,
+                prefix: rel,
+            };
+            let (parent, name) = match rel.rsplit_once('/') {
+                Some((parent, name)) => (parent, name),
+                None => ("", rel.as_str()),
+            };
+            match (crate::deploy::Place {
+                docroot,
+                prefix: parent,
+            })
+            .open_root()
+            {
+                Ok(dir) => dir.remove_tree(name).map_err(crate::deploy::fs_error),
+                Err(_) if !place.root().exists() => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Undo::RemoveEntries {
+            docroot,
+            rel,
             entries,
         } => {
-            if *created_root {
-                remove_tree(root)
-            } else {
-                for entry in entries {
-                    remove_tree(&root.join(entry))?;
-                }
-                Ok(())
+            let place = crate::deploy::Place {
+                docroot,
+                prefix: rel,
+            };
+            let dir = match place.open_root() {
+                Ok(dir) => dir,
+                Err(_) if !place.root().exists() => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                dir.remove_tree(entry).map_err(crate::deploy::fs_error)?;
             }
+            Ok(())
         }
         Undo::DropDatabase {
             server,
@@ -254,11 +288,15 @@ pub fn apply_undo(ctx: &Context, undo: &Undo) -> Result<(), Error> {
             let server = crate::server::connect(ctx, server)?;
             crate::server::drop_database_and_login(server.as_ref(), name, login)
         }
-        Undo::RestoreMode { path, mode } => {
-            use std::os::unix::fs::PermissionsExt;
-            match fs_err::set_permissions(path, std::fs::Permissions::from_mode(*mode)) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                other => Ok(other?),
+        Undo::RestoreMode { docroot, rel, mode } => {
+            let place = crate::deploy::Place {
+                docroot,
+                prefix: rel,
+            };
+            match place.open_root() {
+                Ok(dir) => dir.set_mode(*mode).map_err(crate::deploy::fs_error),
+                Err(_) if !place.root().exists() => Ok(()),
+                Err(e) => Err(e),
             }
         }
         Undo::ForgetInstance { instance } => {

@@ -13,17 +13,19 @@
 //! another user then answers 403. Known gap: nginx and Apache sites get no server-side block yet.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use aps_store::instances::FileKind;
 use serde::Serialize;
 
 use crate::context::Context;
+use crate::deploy::fs_error;
 use crate::error::Error;
 use crate::instance::Loaded;
 use crate::journal::{self, Journal, Undo};
 use crate::report::{FileChoice, Reporter};
+use aps_host::safedir::SafeDir;
+use sha2::Digest as _;
 
 /// Whether to drop the instance's databases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -174,7 +176,7 @@ pub(crate) fn finish(
         }
     }
     // Step 4.2: roll back recorded system changes (the access change is ours and undone last).
-    if let Err(e) = restore_access(&loaded.root, previous_mode) {
+    if let Err(e) = restore_access(loaded, previous_mode) {
         problems.push(format!("access: {e}"));
     }
     if problems.is_empty() {
@@ -215,33 +217,28 @@ fn disable_access(
     loaded: &Loaded,
     reporter: &dyn Reporter,
 ) -> Result<Option<u32>, Error> {
-    let root = &loaded.root;
-    let Ok(meta) = fs_err::symlink_metadata(root) else {
+    let place = loaded.place();
+    let Ok(root) = place.open_root() else {
         return Ok(None);
     };
-    reporter.step(&format!("disabling access to `{}`", root.display()));
-    let mode = meta.mode() & 0o7777;
-    journal.step(
-        "disable-access",
-        Undo::RestoreMode {
-            path: root.clone(),
-            mode,
-        },
-        || {
-            Ok(fs_err::set_permissions(
-                root,
-                std::fs::Permissions::from_mode(0o700),
-            )?)
-        },
-    )?;
+    reporter.step(&format!("disabling access to `{}`", loaded.root.display()));
+    let mode = root.mode().map_err(fs_error)?;
+    let undo = Undo::RestoreMode {
+        docroot: loaded.site.docroot.clone(),
+        rel: loaded.instance.prefix.clone(),
+        mode,
+    };
+    journal.step("disable-access", undo, || {
+        root.set_mode(0o700).map_err(fs_error)
+    })?;
     Ok(Some(mode))
 }
 
 /// Step 4.2 for the access change: a root that survives the removal (kept instance files, or
 /// the document root itself) gets its previous mode back.
-fn restore_access(root: &Path, previous: Option<u32>) -> Result<(), Error> {
-    if let (true, Some(mode)) = (root.exists(), previous) {
-        fs_err::set_permissions(root, std::fs::Permissions::from_mode(mode))?;
+fn restore_access(loaded: &Loaded, previous: Option<u32>) -> Result<(), Error> {
+    if let (Ok(root), Some(mode)) = (loaded.place().open_root(), previous) {
+        root.set_mode(mode).map_err(fs_error)?;
     }
     Ok(())
 }
@@ -263,19 +260,20 @@ fn trees(loaded: &Loaded) -> Result<Trees, Error> {
     let mut unchanged = Vec::new();
     let mut kept = Vec::new();
     let mut dirs = Vec::new();
-    if !loaded.root.exists() {
+    let Ok(root) = loaded.place().open_root() else {
         return Ok(Trees {
             unchanged,
             kept,
             dirs,
         });
-    }
-    crate::deploy::walk(&loaded.root, Path::new(""), &mut |rel, is_dir| {
+    };
+    // Walk the opened root (`/proc/self/fd/N`): a root swapped for a link is not walked.
+    crate::deploy::walk(&root.proc_path(), Path::new(""), &mut |rel, is_dir| {
         let rel_text = rel.to_string_lossy().into_owned();
         match recorded.get(rel_text.as_str()) {
             Some(f) if f.kind == FileKind::Dir && is_dir => dirs.push(rel_text),
             Some(f) if f.kind == FileKind::File && !is_dir => {
-                if same_content(&loaded.root.join(rel), f)? {
+                if same_content(&root, rel, f) {
                     unchanged.push(rel.to_path_buf());
                 } else {
                     kept.push(KeptFile {
@@ -299,16 +297,27 @@ fn trees(loaded: &Loaded) -> Result<Trees, Error> {
     })
 }
 
-fn same_content(path: &Path, record: &aps_store::instances::InstanceFile) -> Result<bool, Error> {
-    use sha2::Digest;
-    let meta = fs_err::symlink_metadata(path)?;
-    if !meta.is_file() || meta.len() != record.size {
-        return Ok(false);
+/// Whether the file `rel` below the instance root still has its recorded size and SHA-256
+/// (read through folder descriptors: a planted link is "changed", never followed).
+fn same_content(root: &SafeDir, rel: &Path, record: &aps_store::instances::InstanceFile) -> bool {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return false;
+    };
+    let Ok(mut file) = root
+        .open_rel(parent)
+        .and_then(|dir| dir.open_file(&name.to_string_lossy()))
+    else {
+        return false;
+    };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() && meta.len() == record.size => {}
+        _ => return false,
     }
     let mut hasher = sha2::Sha256::new();
-    let mut file = fs_err::File::open(path)?;
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(record.sha256.as_deref() == Some(hex::encode(hasher.finalize()).as_str()))
+    if std::io::copy(&mut file, &mut hasher).is_err() {
+        return false;
+    }
+    record.sha256.as_deref() == Some(hex::encode(hasher.finalize()).as_str())
 }
 
 /// What the question shows: the instance files that an `app` removal would keep.
@@ -331,23 +340,29 @@ fn preview(loaded: &Loaded) -> String {
 
 /// Seed sub-step 3.3.
 fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptFile>), Error> {
-    let root = &loaded.root;
-    if !root.exists() {
+    let place = loaded.place();
+    let Ok(root) = place.open_root() else {
         return Ok((0, Vec::new()));
-    }
+    };
     match choice {
         FileChoice::All => {
             let mut count = 0;
-            crate::deploy::walk(root, Path::new(""), &mut |_, _| {
+            crate::deploy::walk(&root.proc_path(), Path::new(""), &mut |_, _| {
                 count += 1;
                 Ok(())
             })?;
-            if root == &loaded.site.docroot {
-                for entry in fs_err::read_dir(root)? {
-                    journal::remove_tree(&entry?.path())?;
+            if loaded.instance.prefix.is_empty() {
+                for name in root.names().map_err(fs_error)? {
+                    root.remove_tree(&name).map_err(fs_error)?;
                 }
             } else {
-                journal::remove_tree(root)?;
+                let (parent, name) = split_last(&loaded.instance.prefix);
+                let parent = (crate::deploy::Place {
+                    docroot: &loaded.site.docroot,
+                    prefix: parent,
+                })
+                .open_root()?;
+                parent.remove_tree(name).map_err(fs_error)?;
             }
             Ok((count, Vec::new()))
         }
@@ -359,22 +374,44 @@ fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptF
             } = trees(loaded)?;
             let mut count = 0;
             for rel in &unchanged {
-                fs_err::remove_file(root.join(rel))?;
+                let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+                    continue;
+                };
+                root.open_rel(parent)
+                    .and_then(|dir| dir.remove_file(&name.to_string_lossy()))
+                    .map_err(fs_error)?;
                 count += 1;
             }
             // Deepest first; a folder that still holds something is kept.
             dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
             for rel in &dirs {
-                let path = root.join(rel);
-                if fs_err::read_dir(&path)?.next().is_none() {
-                    fs_err::remove_dir(&path)?;
+                let (parent, name) = split_last(rel);
+                let dir = root.open_rel(Path::new(parent)).map_err(fs_error)?;
+                if dir
+                    .open_dir(name)
+                    .and_then(|d| d.is_empty())
+                    .unwrap_or(false)
+                {
+                    dir.remove_dir(name).map_err(fs_error)?;
                     count += 1;
                 }
             }
-            if root != &loaded.site.docroot && fs_err::read_dir(root)?.next().is_none() {
-                fs_err::remove_dir(root)?;
+            if !loaded.instance.prefix.is_empty() && root.is_empty().map_err(fs_error)? {
+                let (parent, name) = split_last(&loaded.instance.prefix);
+                (crate::deploy::Place {
+                    docroot: &loaded.site.docroot,
+                    prefix: parent,
+                })
+                .open_root()?
+                .remove_dir(name)
+                .map_err(fs_error)?;
             }
             Ok((count, kept))
         }
     }
+}
+
+/// Splits `a/b/c` into `a/b` and `c`, and `c` into an empty parent and `c`.
+fn split_last(rel: &str) -> (&str, &str) {
+    rel.rsplit_once('/').unwrap_or(("", rel))
 }

@@ -1,0 +1,314 @@
+//! Folders in places other users control, handled through file descriptors.
+//!
+//! Main decision: apsctl runs as root but deploys into, and removes from, document roots that
+//! belong to site users, who may swap any folder for a symbolic link at any moment. Every such
+//! operation therefore goes through an open directory descriptor: each path component is opened
+//! with `O_NOFOLLOW`, new entries are created with `mkdirat`, moved with `renameat` and removed
+//! with `unlinkat` relative to descriptors, and modes and owners change with `fchmod`/`fchown`.
+//! A swapped-in link makes the operation fail instead of reaching outside the site. Code that
+//! needs a path (the archive extractor) gets `/proc/self/fd/N`, which names the opened folder
+//! itself whatever happens to its name.
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+/// A folder opened without following symbolic links.
+#[derive(Debug)]
+pub struct SafeDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// A failed folder operation, naming the path.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} `{}`", path.display())]
+pub struct SafeDirError {
+    /// What was attempted.
+    pub action: &'static str,
+    /// The path (for messages; the operation used descriptors).
+    pub path: PathBuf,
+    /// The cause (`ELOOP`/`ENOTDIR` when a symbolic link was in the way).
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl SafeDirError {
+    /// Whether the cause is "no such file or directory".
+    pub fn is_not_found(&self) -> bool {
+        self.source.kind() == std::io::ErrorKind::NotFound
+    }
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+fn err<'p>(
+    action: &'static str,
+    path: &'p Path,
+) -> impl Fn(rustix::io::Errno) -> SafeDirError + 'p {
+    move |e| SafeDirError {
+        action,
+        path: path.to_path_buf(),
+        source: e.into(),
+    }
+}
+
+/// One plain name (no `/`, `.` or `..`).
+fn check_name<'a>(name: &'a str, path: &Path) -> Result<&'a str, SafeDirError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(SafeDirError {
+            action: "use the name",
+            path: path.join(name),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a plain file name"),
+        });
+    }
+    Ok(name)
+}
+
+impl SafeDir {
+    /// Opens `path`; its last component must be a real folder, not a link. The components above
+    /// it are trusted (they belong to the administrator, like a site's document root's parents).
+    pub fn open(path: &Path) -> Result<Self, SafeDirError> {
+        let fd =
+            rustix::fs::open(path, DIR_FLAGS, Mode::empty()).map_err(err("open folder", path))?;
+        Ok(Self {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The path this folder was reached by (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path naming this very folder while it stays open: `/proc/self/fd/N`.
+    pub fn proc_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+    }
+
+    /// Opens the sub-folder `name` (no link followed).
+    pub fn open_dir(&self, name: &str) -> Result<Self, SafeDirError> {
+        let path = self.path.join(check_name(name, &self.path)?);
+        let fd = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
+            .map_err(err("open folder", &path))?;
+        Ok(Self { fd, path })
+    }
+
+    /// Opens the folder `rel` below this one, component by component (no link followed).
+    pub fn open_rel(&self, rel: &Path) -> Result<Self, SafeDirError> {
+        let mut dir = Self {
+            fd: self.fd.try_clone().map_err(|e| SafeDirError {
+                action: "duplicate",
+                path: self.path.clone(),
+                source: e,
+            })?,
+            path: self.path.clone(),
+        };
+        for part in rel.components() {
+            let Component::Normal(name) = part else {
+                return Err(SafeDirError {
+                    action: "walk to",
+                    path: self.path.join(rel),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "only plain relative paths are walked",
+                    ),
+                });
+            };
+            dir = dir.open_dir(&name.to_string_lossy())?;
+        }
+        Ok(dir)
+    }
+
+    /// Creates the folder `name` with `mode` and opens it, checking that it is the folder this
+    /// process just made (owned by the effective user, not reachable by others).
+    pub fn create_dir(&self, name: &str, mode: u32) -> Result<Self, SafeDirError> {
+        let path = self.path.join(check_name(name, &self.path)?);
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode))
+            .map_err(err("create folder", &path))?;
+        let dir = self.open_dir(name)?;
+        let stat = rustix::fs::fstat(&dir.fd).map_err(err("inspect folder", &path))?;
+        if stat.st_uid != nix::unistd::geteuid().as_raw() || stat.st_mode & 0o022 != 0 {
+            return Err(SafeDirError {
+                action: "trust folder",
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "it was replaced by someone else",
+                ),
+            });
+        }
+        Ok(dir)
+    }
+
+    /// Whether `name` exists here (a link counts as existing; it is not followed).
+    pub fn contains(&self, name: &str) -> bool {
+        rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+    }
+
+    /// Whether the folder has no entries.
+    pub fn is_empty(&self) -> Result<bool, SafeDirError> {
+        let mut entries = fs_err::read_dir(self.proc_path()).map_err(|e| SafeDirError {
+            action: "list folder",
+            path: self.path.clone(),
+            source: e,
+        })?;
+        Ok(entries.next().is_none())
+    }
+
+    /// The names of the entries.
+    pub fn names(&self) -> Result<Vec<String>, SafeDirError> {
+        let list = |e| SafeDirError {
+            action: "list folder",
+            path: self.path.clone(),
+            source: e,
+        };
+        let mut names = Vec::new();
+        for entry in fs_err::read_dir(self.proc_path()).map_err(list)? {
+            names.push(
+                entry
+                    .map_err(list)?
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Moves the entry `name` of this folder to `to` / `to_name` (same file system).
+    pub fn rename(&self, name: &str, to: &SafeDir, to_name: &str) -> Result<(), SafeDirError> {
+        let path = self.path.join(check_name(name, &self.path)?);
+        check_name(to_name, &to.path)?;
+        rustix::fs::renameat(&self.fd, name, &to.fd, to_name).map_err(err("move", &path))
+    }
+
+    /// Removes the file (or link) `name`.
+    pub fn remove_file(&self, name: &str) -> Result<(), SafeDirError> {
+        let path = self.path.join(check_name(name, &self.path)?);
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(err("remove file", &path))
+    }
+
+    /// Removes the empty folder `name`.
+    pub fn remove_dir(&self, name: &str) -> Result<(), SafeDirError> {
+        let path = self.path.join(check_name(name, &self.path)?);
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
+            .map_err(err("remove folder", &path))
+    }
+
+    /// Removes the entry `name` and, for a folder, everything below it, without following any
+    /// link (a link is removed, its target left alone). Absent is fine.
+    pub fn remove_tree(&self, name: &str) -> Result<(), SafeDirError> {
+        let path = self.path.join(check_name(name, &self.path)?);
+        let stat = match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(rustix::io::Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(err("inspect", &path)(e)),
+        };
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Directory {
+            return self.remove_file(name);
+        }
+        let dir = self.open_dir(name)?;
+        for entry in dir.names()? {
+            dir.remove_tree(&entry)?;
+        }
+        drop(dir);
+        self.remove_dir(name)
+    }
+
+    /// Opens the regular file `name` for reading (no link followed).
+    pub fn open_file(&self, name: &str) -> Result<std::fs::File, SafeDirError> {
+        let path = self.path.join(check_name(name, &self.path)?);
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err("open file", &path))?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// The folder's permission bits.
+    pub fn mode(&self) -> Result<u32, SafeDirError> {
+        let stat = rustix::fs::fstat(&self.fd).map_err(err("inspect folder", &self.path))?;
+        Ok(stat.st_mode & 0o7777)
+    }
+
+    /// Sets the folder's permission bits.
+    pub fn set_mode(&self, mode: u32) -> Result<(), SafeDirError> {
+        rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(mode))
+            .map_err(err("change the mode of", &self.path))
+    }
+
+    /// Gives the folder to `uid`:`gid`.
+    pub fn chown(&self, uid: u32, gid: u32) -> Result<(), SafeDirError> {
+        rustix::fs::fchown(
+            self.fd.as_fd(),
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(err("change the owner of", &self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs_err::create_dir(&outside).unwrap();
+        let site = tmp.path().join("site");
+        fs_err::create_dir(&site).unwrap();
+        std::os::unix::fs::symlink(&outside, site.join("link")).unwrap();
+        let dir = SafeDir::open(&site).unwrap();
+        assert!(dir.open_dir("link").is_err());
+        assert!(dir.open_rel(Path::new("link/x")).is_err());
+        assert!(SafeDir::open(&site.join("link")).is_err());
+        assert!(dir.contains("link"));
+        dir.remove_file("link").unwrap();
+        assert!(outside.exists(), "removing the link leaves its target");
+        // remove_tree removes links inside a tree without following them.
+        fs_err::create_dir_all(site.join("tree/sub")).unwrap();
+        fs_err::write(outside.join("keep"), "k").unwrap();
+        std::os::unix::fs::symlink(&outside, site.join("tree/sub/escape")).unwrap();
+        dir.remove_tree("tree").unwrap();
+        assert!(!site.join("tree").exists());
+        assert!(outside.join("keep").exists());
+        dir.remove_tree("absent").unwrap();
+    }
+
+    #[test]
+    fn created_folders_are_checked_and_usable_through_proc() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SafeDir::open(tmp.path()).unwrap();
+        let staging = dir.create_dir("stage", 0o700).unwrap();
+        assert_eq!(staging.mode().unwrap(), 0o700);
+        fs_err::write(staging.proc_path().join("f"), "x").unwrap();
+        // Renaming the folder away does not change what the descriptor names.
+        fs_err::rename(tmp.path().join("stage"), tmp.path().join("moved")).unwrap();
+        assert_eq!(
+            fs_err::read_to_string(staging.proc_path().join("f")).unwrap(),
+            "x"
+        );
+        let target = dir.create_dir("target", 0o755).unwrap();
+        staging.rename("f", &target, "g").unwrap();
+        assert!(tmp.path().join("target/g").exists());
+        assert!(staging.is_empty().unwrap());
+        assert_eq!(target.names().unwrap(), vec!["g".to_owned()]);
+        assert!(
+            dir.create_dir("target", 0o755).is_err(),
+            "existing names are refused"
+        );
+        assert!(dir.open_dir("..").is_err());
+    }
+}
