@@ -38,8 +38,10 @@ pub struct Home {
 impl Home {
     /// Opens (creating when missing) the home at `root`, with mode 0700 on the folders apsctl creates.
     pub fn open(root: &Path) -> Result<Self, Error> {
+        // Absolute, because scripts run in their private folder: every path apsctl derives from
+        // the home (script, working directory, SQLite files) must mean the same there.
         let home = Self {
-            root: root.to_path_buf(),
+            root: std::path::absolute(root).map_err(|e| Error::io(root, e))?,
         };
         // Site users must traverse the home to reach their instance's private scripts and their
         // SQLite databases (0711: no listing); everything else stays private to apsctl.

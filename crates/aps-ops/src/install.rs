@@ -156,13 +156,10 @@ pub fn install(
     reporter: &dyn Reporter,
 ) -> Result<InstallReport, Error> {
     let pkg = package::load(ctx, &opts.package)?;
-    let user_for_script;
-    let checked = {
-        let site = ctx.store.sites().get(&opts.site)?;
-        user_for_script = SystemUser::lookup(&site.system_user)
-            .map_err(|e| Error::Invalid(format!("site `{}`: {e}", site.name)))?;
-        check(ctx, &pkg, opts, site, &user_for_script)?
-    };
+    let site = ctx.store.sites().get(&opts.site)?;
+    let user = SystemUser::lookup(&site.system_user)
+        .map_err(|e| Error::Invalid(format!("site `{}`: {e}", site.name)))?;
+    let mut checked = check(ctx, &pkg, opts, site, &user)?;
     let plan = plan(ctx, &pkg, &checked)?;
     for (n, choice) in checked.satisfied.choices.iter().enumerate() {
         reporter.step(&format!("requirement choice {}: alternative `{choice}` selected (the first one this site satisfies)", n + 1));
@@ -198,6 +195,9 @@ pub fn install(
     .map_err(|e| Error::Busy(format!("site `{}`: {e}", checked.site.name)))?;
     let id = allocate_id(ctx)?;
     let private = ctx.home.instance(&id);
+    if let Some(script) = &mut checked.script {
+        script.scripts_dir = crate::script::scripts_dir(&private);
+    }
     let _lock = OpLock::acquire(
         &private.join("lock"),
         &format!("install of instance {id} (pid {})", std::process::id()),
@@ -208,13 +208,15 @@ pub fn install(
         "settings": checked.values.iter().filter(|(_, v)| !v.is_secret()).map(|(k, _)| k).collect::<Vec<_>>(),
     });
     let mut journal = Journal::begin(ctx, Some(&id), "install", &params)?;
-    journal.step(
+    if let Err(error) = journal.step(
         "private-dir",
         Undo::RemoveTree {
             path: private.clone(),
         },
         || Ok(()),
-    )?;
+    ) {
+        return Err(journal.rollback(reporter, error));
+    }
     let mut progress = Progress::default();
     match apply(
         ctx,
@@ -238,7 +240,7 @@ pub fn install(
         }
         Err(error) => {
             if progress.script_done {
-                undo_script(ctx, &checked, &id, &progress.databases, reporter);
+                undo_script(ctx, &checked, &progress.databases, reporter);
             }
             Err(journal.rollback(reporter, error))
         }
@@ -307,7 +309,8 @@ fn check<'p>(
         Some(decl) => Some(ConfigScript {
             decl,
             interpreter: runtime::interpreter(ctx, &site, user, decl)?,
-            scripts_dir: crate::script::scripts_dir(&ctx.home.instance("new")),
+            // Set once the instance has an id and a private folder.
+            scripts_dir: PathBuf::new(),
             user,
         }),
         None => None,
@@ -638,12 +641,6 @@ fn apply(
     };
     // configure install (§8.3 step 10).
     if let Some(script) = &c.script {
-        let script = ConfigScript {
-            decl: script.decl,
-            interpreter: script.interpreter.clone(),
-            scripts_dir: crate::script::scripts_dir(private),
-            user: &c.user,
-        };
         let vars = variables(c, &c.root, &dbs, true);
         journal.step("configure-install", Undo::Nothing, || {
             script.run(ctx, "install", &[], &vars, reporter)
@@ -802,21 +799,8 @@ fn private_copy(
 
 /// §11 Q27: after a successful `configure install`, a later failure runs `configure remove`
 /// before the files and databases go.
-fn undo_script(
-    ctx: &Context,
-    c: &Checked<'_>,
-    id: &str,
-    dbs: &[InstanceDatabase],
-    reporter: &dyn Reporter,
-) {
+fn undo_script(ctx: &Context, c: &Checked<'_>, dbs: &[InstanceDatabase], reporter: &dyn Reporter) {
     let Some(script) = &c.script else { return };
-    let private = ctx.home.instance(id);
-    let script = ConfigScript {
-        decl: script.decl,
-        interpreter: script.interpreter.clone(),
-        scripts_dir: crate::script::scripts_dir(&private),
-        user: &c.user,
-    };
     let vars = variables(c, &c.root, dbs, false);
     if let Err(e) = script.run(ctx, "remove", &[], &vars, reporter) {
         reporter.warn(&format!("rolling back: {e}"));
