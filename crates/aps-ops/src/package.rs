@@ -1,10 +1,11 @@
 //! Package operations: lint, import, list, show and remove (REFERENCE §2.4, §8.1).
 //!
-//! Main decision: import verifies the archive completely without unpacking it. Every entry is
-//! checked and streamed through SHA-256 once ([`aps_archive::scan`]); only `APP-META.xml` and
-//! `APP-LIST.xml` are read into memory. The original archive is then copied into the repository
-//! under a temporary name and renamed into place before the store row is written, so a refused or
-//! failed import leaves neither a file nor a row behind.
+//! Main decision: import verifies the archive completely without unpacking it. The archive is
+//! first copied into the repository under a temporary name, and that copy — the very bytes that
+//! will be kept — is checked entry by entry and streamed through SHA-256 once
+//! ([`aps_archive::Archive::scan`]); only `APP-META.xml` and `APP-LIST.xml` are read into memory.
+//! The copy is renamed into place before the store row is written, so a refused or failed import
+//! leaves neither a file nor a row behind.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -343,7 +344,9 @@ pub fn import(ctx: &Context, file: &Path) -> Result<ImportReport, Error> {
             "`{shown}` does not exist or is not a file"
         )));
     }
-    let contents = read_archive(file, &ctx.config.archive_limits)
+    // Verify the very bytes that will be kept: copy first, then check the copy.
+    let copy = copy_into_repository(ctx, file)?;
+    let contents = read_archive(copy.path(), &ctx.config.archive_limits)
         .map_err(|e| Error::Invalid(format!("`{shown}` was refused: {e}")))?;
     let (meta, list, scan) = (contents.meta, contents.list, contents.scan);
     let parsed = aps_meta::parse::parse_app_meta(&meta, APP_META)
@@ -374,13 +377,7 @@ pub fn import(ctx: &Context, file: &Path) -> Result<ImportReport, Error> {
         )));
     }
     let reference = new_reference(ctx, &pkg, &identity)?;
-    let stored = ctx.home.repository().join(format!("{reference}.app.zip"));
-    let partial = ctx
-        .home
-        .repository()
-        .join(format!(".{reference}.app.zip.partial"));
-    fs_err::copy(file, &partial)?;
-    fs_err::rename(&partial, &stored)?;
+    let stored = persist_archive(ctx, copy, &reference)?;
     let summary = summary_of(&reference, &pkg, &identity);
     let record = aps_store::packages::Package {
         summary: aps_store::packages::PackageSummary {
@@ -408,6 +405,43 @@ pub fn import(ctx: &Context, file: &Path) -> Result<ImportReport, Error> {
         summary,
         warnings: report.warnings,
     })
+}
+
+/// Copies `file` into a temporary file of this process in the repository (removed when dropped).
+fn copy_into_repository(ctx: &Context, file: &Path) -> Result<tempfile::NamedTempFile, Error> {
+    let repository = ctx.home.repository();
+    let partial = tempfile::Builder::new()
+        .prefix(".import.")
+        .suffix(".partial")
+        .tempfile_in(&repository)
+        .map_err(|e| Error::io(&repository, e))?;
+    fs_err::copy(file, partial.path())?;
+    Ok(partial)
+}
+
+/// Moves a verified copy into place as `<reference>.app.zip` and returns where it landed.
+///
+/// Nothing is replaced: when another import (of the same package, racing) or a crashed one
+/// already holds that name, this archive gets a unique name instead. So an import that later
+/// fails removes only its own file, never an archive a stored package points at.
+fn persist_archive(
+    ctx: &Context,
+    mut partial: tempfile::NamedTempFile,
+    reference: &str,
+) -> Result<PathBuf, Error> {
+    let repository = ctx.home.repository();
+    let mut target = repository.join(format!("{reference}.app.zip"));
+    loop {
+        match partial.persist_noclobber(&target) {
+            Ok(_) => return Ok(target),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                partial = e.file;
+                target =
+                    repository.join(format!("{reference}-{:08x}.app.zip", rand::random::<u32>()));
+            }
+            Err(e) => return Err(Error::io(&target, e.error)),
+        }
+    }
 }
 
 fn describe(f: &Finding) -> String {

@@ -109,7 +109,12 @@ impl Sandbox {
         let list = self.run(["--json", "package", "list"]).ok().json();
         packages_of(&list)
             .iter()
-            .map(|p| p["package"].as_str().expect("`package` is a string").to_owned())
+            .map(|p| {
+                p["package"]
+                    .as_str()
+                    .expect("`package` is a string")
+                    .to_owned()
+            })
             .collect()
     }
 

@@ -1,6 +1,6 @@
 //! Security regressions: a site's user owns its document root and may plant symbolic links
 //! anywhere in it while apsctl, running as root, deploys or removes files there. apsctl must
-//! never follow such a link (aps_host::safedir).
+//! never follow such a link (`aps_host::safedir`).
 #![expect(
     clippy::disallowed_methods,
     reason = "the test runs runuser and useradd directly to play the site user"
@@ -72,7 +72,10 @@ impl World {
         ]);
         let out = world.ok(&["--json", "package", "import", zip.to_str().expect("utf-8")]);
         let json: serde_json::Value = serde_json::from_str(&out).expect("import prints JSON");
-        world.reference = json["package"].as_str().expect("a reference").to_owned();
+        json["package"]
+            .as_str()
+            .expect("a reference")
+            .clone_into(&mut world.reference);
         let docroot = docroot.to_str().expect("utf-8").to_owned();
         world.ok(&[
             "site",
@@ -127,7 +130,7 @@ impl World {
     }
 
     /// Runs a shell command as the site's user (the attacker).
-    fn as_user(&self, script: &str) {
+    fn as_user(script: &str) {
         let status = Command::new("runuser")
             .args(["-u", USER, "--", "sh", "-c", script])
             .status()
@@ -155,7 +158,7 @@ fn a_link_planted_inside_the_instance_is_not_followed_when_removing_application_
     world.install();
     let victim = world.victim();
     let root = world.path("site/hello");
-    world.as_user(&format!(
+    World::as_user(&format!(
         "cd {} && mv data data.real && ln -s {} data",
         root.display(),
         victim.display()
@@ -196,7 +199,7 @@ fn an_instance_root_swapped_for_a_link_is_neither_chmodded_nor_emptied() {
     world.install();
     let victim = world.victim();
     let root = world.path("site/hello");
-    world.as_user(&format!(
+    World::as_user(&format!(
         "cd {} && mv hello hello.real && ln -s {} hello",
         root.parent().expect("parent").display(),
         victim.display()
@@ -228,7 +231,7 @@ fn an_instance_root_swapped_for_a_link_is_neither_chmodded_nor_emptied() {
 fn a_failed_install_after_deploy_removes_only_what_it_deployed() {
     let world = World::new();
     // Something of the user's next to the instance must survive the rollback.
-    world.as_user(&format!(
+    World::as_user(&format!(
         "echo mine > {}",
         world.path("site/keep.txt").display()
     ));
