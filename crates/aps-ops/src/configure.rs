@@ -116,7 +116,7 @@ pub fn configure(
                 script.run(ctx, "configure", &[], &vars, reporter)
             })?;
         }
-        let rows = encoded
+        encoded
             .iter()
             .map(|(k, (v, s))| {
                 let value = if *s { ctx.vault.seal(v)? } else { v.clone() };
@@ -126,22 +126,20 @@ pub fn configure(
                     secret: *s,
                 })
             })
-            .collect::<Result<Vec<_>, Error>>()?;
-        journal.step("store-settings", Undo::Nothing, || {
-            Ok(ctx
-                .store
-                .instances()
-                .update_settings(&opts.instance, &rows, crate::now(ctx))?)
-        })
+            .collect::<Result<Vec<_>, Error>>()
     })();
-    match result {
-        Ok(()) => {
-            journal.commit()?;
-            Ok(ConfigureReport {
-                instance: opts.instance.clone(),
-                changed,
-            })
-        }
-        Err(e) => Err(journal.rollback(reporter, e)),
-    }
+    let rows = match result {
+        Ok(rows) => rows,
+        Err(e) => return Err(journal.rollback(reporter, e)),
+    };
+    // §8.4 step 7 and §8.0 step 4: the new values and the operation's outcome in one transaction.
+    journal.commit_with(|store| {
+        Ok(store
+            .instances()
+            .update_settings(&opts.instance, &rows, crate::now(ctx))?)
+    })?;
+    Ok(ConfigureReport {
+        instance: opts.instance.clone(),
+        changed,
+    })
 }

@@ -24,6 +24,9 @@ use aps_store::instances::{FileKind, InstanceFile};
 
 use crate::error::Error;
 
+/// The mode [`aps_archive::Archive::extract`] gives every file it writes.
+const EXTRACTED_FILE_MODE: u32 = 0o644;
+
 /// Where every package directory goes, relative to the instance root.
 #[derive(Debug, Clone)]
 pub(crate) struct DeployPlan {
@@ -241,16 +244,25 @@ pub(crate) fn deploy(
         .iter()
         .filter_map(|(name, info)| extracted.targets.get(name).map(|t| (t, info)))
         .collect();
+    // One pass gives every entry its mode and owner (the staging folder is private and holds
+    // only what the extraction and `create_dir_all` made, so paths are safe to use here).
     walk(&dir, Path::new(""), &mut |rel, is_dir| {
         let rel_text = rel.to_string_lossy().into_owned();
         let writable = plan.writable(&rel_text);
         let mode = match (is_dir, writable) {
             (true, false) => 0o755,
             (true, true) => 0o775,
-            (false, false) => 0o644,
+            (false, false) => EXTRACTED_FILE_MODE,
             (false, true) => 0o664,
         };
-        fs_err::set_permissions(dir.join(rel), std::fs::Permissions::from_mode(mode))?;
+        let path = dir.join(rel);
+        // Extracted files already have their default mode; folders may come from
+        // `create_dir_all`, whose mode depends on the umask.
+        if is_dir || mode != EXTRACTED_FILE_MODE {
+            fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        }
+        std::os::unix::fs::lchown(&path, Some(user.uid()), Some(user.gid()))
+            .map_err(|e| Error::io(&path, e))?;
         if is_dir {
             files.push(InstanceFile {
                 path: rel_text,
@@ -273,10 +285,6 @@ pub(crate) fn deploy(
         }
         Ok(())
     })?;
-    for name in staging.names().map_err(fs_error)? {
-        aps_host::fsx::chown_tree(&dir.join(&name), user.uid(), user.gid())
-            .map_err(|e| Error::Failed(e.to_string()))?;
-    }
 
     // The instance root: walk the prefix from the document root, creating what is missing.
     let mut target = SafeDir::open(place.docroot).map_err(fs_error)?;

@@ -178,10 +178,6 @@ pub fn install(
             plan,
         });
     }
-    // §3.6: tell the user which alternative of each `choice` was taken.
-    for choice in &plan.choices {
-        reporter.step(&format!("using requirement alternative `{choice}`"));
-    }
     let _site_lock = OpLock::acquire(
         &ctx.home
             .staging()
@@ -771,23 +767,23 @@ fn private_copy(
 ) -> Result<(), Error> {
     let meta_dir = private.join("meta");
     fs_err::create_dir_all(&meta_dir)?;
-    let bytes = aps_archive::read_file(&pkg.archive, package::APP_META, 16 << 20)
+    // One opening (central directory checks) serves both copies.
+    let mut archive = aps_archive::Archive::open(&pkg.archive, &ctx.config.archive_limits)
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    let bytes = archive
+        .read_file(package::APP_META, 16 << 20)
         .map_err(|e| Error::Failed(e.to_string()))?;
     fs_err::write(meta_dir.join(package::APP_META), bytes)?;
     fs_err::set_permissions(&meta_dir, std::fs::Permissions::from_mode(0o755))?;
     let scripts = crate::script::scripts_dir(private);
     fs_err::create_dir_all(&scripts)?;
-    aps_archive::extract(
-        &pkg.archive,
-        &scripts,
-        &|name| {
+    archive
+        .extract(&scripts, &|name| {
             name.strip_prefix("scripts/")
                 .filter(|r| !r.is_empty())
                 .map(PathBuf::from)
-        },
-        &ctx.config.archive_limits,
-    )
-    .map_err(|e| Error::Failed(e.to_string()))?;
+        })
+        .map_err(|e| Error::Failed(e.to_string()))?;
     fs_err::set_permissions(&scripts, std::fs::Permissions::from_mode(0o755))?;
     let tmp = private.join("tmp");
     fs_err::create_dir_all(&tmp)?;

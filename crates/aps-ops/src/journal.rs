@@ -214,6 +214,22 @@ impl<'c> Journal<'c> {
         Ok(())
     }
 
+    /// Makes the operation's final store change and records its success in one store
+    /// transaction (REFERENCE §8.0 step 4): either both happen or neither.
+    pub fn commit_with(
+        self,
+        change: impl FnOnce(&aps_store::Store) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let at = crate::now(self.ctx);
+        self.ctx.store.atomically(|store| {
+            change(store)?;
+            store
+                .journal()
+                .finish_operation(self.op, Outcome::Done, None, at)?;
+            Ok::<(), Error>(())
+        })
+    }
+
     /// Records that the operation went past its commit point and completed what was left.
     pub fn rolled_forward(self, note: Option<&str>) -> Result<(), Error> {
         self.ctx.store.journal().finish_operation(

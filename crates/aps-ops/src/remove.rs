@@ -97,22 +97,32 @@ pub fn remove(
     let before = disable_access(&mut journal, &loaded, reporter);
     let previous_mode = before.as_ref().ok().copied().flatten();
     // Step 2: configure remove (2.1 interpreter check, 2.2 environment, 2.3 run, 2.4 stop on failure).
+    let mut script_succeeded = false;
     let step2 = (|| {
         before?;
         if let Some(script) = loaded.config_script(ctx)? {
             let vars = loaded.variables(None);
             journal.step("configure-remove", Undo::Nothing, || {
-                script.run(ctx, "remove", &[], &vars, reporter)
+                script.run(ctx, "remove", &[], &vars, reporter)?;
+                script_succeeded = true;
+                Ok(())
             })?;
         }
         Ok(())
     })();
-    if let Err(e) = step2 {
-        let e = journal.rollback(reporter, e);
-        return Err(Error::Failed(format!(
-            "{e}\nInstance {} was not removed: its files, databases and records are kept and its access was restored.",
-            opts.instance
-        )));
+    match step2 {
+        // The application already ran its removal logic: that is the commit point (§11 Q27).
+        Err(e) if script_succeeded => reporter.warn(&format!(
+            "{e}; `configure remove` had succeeded, so the removal goes on"
+        )),
+        Err(e) => {
+            let e = journal.rollback(reporter, e);
+            return Err(Error::Failed(format!(
+                "{e}\nInstance {} was not removed: its files, databases and records are kept and its access was restored.",
+                opts.instance
+            )));
+        }
+        Ok(()) => {}
     }
     // Past the commit point: roll forward.
     let choice = match opts.files {
