@@ -34,7 +34,8 @@ struct Args {
     password_file: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: dump --database NAME --out FILE [--host H] [--port P] [--user U] [--password-file F]";
+const USAGE: &str =
+    "usage: dump --database NAME --out FILE [--host H] [--port P] [--user U] [--password-file F]";
 
 fn parse_args(env: &Env) -> Result<Args, String> {
     let mut args = Args::default();
@@ -118,7 +119,10 @@ fn run() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-#[expect(clippy::print_stderr, reason = "a command-line example reports on stderr")]
+#[expect(
+    clippy::print_stderr,
+    reason = "a command-line example reports on stderr"
+)]
 fn report(message: &str) {
     eprintln!("{message}");
 }
