@@ -106,7 +106,8 @@ fi
 mysql_alive() { as_root mariadb-admin --protocol=socket -uroot ping; }
 if ! mysql_alive >/dev/null 2>&1; then
     log "starting MariaDB"
-    if ! as_root service mariadb start >/dev/null 2>&1; then
+    # In its own session, so the server outlives the shell (or agent) session that started it.
+    if ! as_root setsid service mariadb start </dev/null >/dev/null 2>&1; then
         log "service mariadb start failed; starting mysqld_safe directly"
         as_root install -d -o mysql -g mysql -m 0755 /run/mysqld
         as_root setsid nohup mysqld_safe --bind-address="$MYSQL_HOST" --port="$MYSQL_PORT" \

@@ -371,4 +371,51 @@ mod tests {
         assert!(!prefixes_overlap("blog", "blogX"));
         assert!(!prefixes_overlap("a/b", "a/c"));
     }
+
+    /// Runs as root (it changes owners), like the other tests that deploy to a site.
+    #[test]
+    fn deployed_entries_get_their_modes_and_the_site_user() {
+        use std::os::unix::fs::MetadataExt as _;
+        let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
+        let work = tempfile::tempdir().unwrap();
+        let archive = work.path().join("hello.app.zip");
+        aps_archive::pack_folder(&hello, &archive).unwrap();
+        let meta = fs_err::read(hello.join("APP-META.xml")).unwrap();
+        let parsed = aps_meta::parse::parse_app_meta(&meta, "APP-META.xml").unwrap();
+        let mapping = parsed
+            .package
+            .root_service()
+            .unwrap()
+            .provision
+            .url_mapping
+            .as_ref();
+        let plan = DeployPlan::new(mapping.unwrap()).unwrap();
+        let docroot = work.path().join("docroot");
+        fs_err::create_dir(&docroot).unwrap();
+        let user = SystemUser::lookup("nobody").unwrap();
+        let staging = create_staging(&docroot, ".apsctl-staging-t").unwrap();
+        let place = Place {
+            docroot: &docroot,
+            prefix: "app",
+        };
+        let limits = aps_archive::Limits::default();
+        let deployed = deploy(&archive, &plan, &staging, place, &user, &limits).unwrap();
+        assert!(deployed.created_root);
+        let expected = [
+            ("index.php", 0o644),
+            ("about.html", 0o644),
+            ("data", 0o775),
+            ("data/README.txt", 0o664),
+        ];
+        assert_eq!(deployed.files.len(), expected.len());
+        for (rel, mode) in expected {
+            let meta = fs_err::symlink_metadata(docroot.join("app").join(rel)).unwrap();
+            assert_eq!(meta.mode() & 0o7777, mode, "{rel}");
+            assert_eq!((meta.uid(), meta.gid()), (user.uid(), user.gid()), "{rel}");
+        }
+        assert!(
+            fs_err::read_dir(&docroot).unwrap().count() == 1,
+            "staging left behind"
+        );
+    }
 }

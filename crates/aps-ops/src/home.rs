@@ -8,6 +8,7 @@
 //!   instances/<id>/          per-instance private folder (REFERENCE §4.3): meta/, scripts/, tmp/, lock
 //!   servers/<name>.pw        apsctl's own 0600 copy of a database server's admin password
 //!   databases/               SQLite databases of instances (never inside a web root)
+//!   last-instance-id         the highest instance id handed out (ids are never reused)
 //!   secret.key               the key sealing password-type values in the store (crate::vault)
 //! ```
 use std::path::{Path, PathBuf};
@@ -61,6 +62,10 @@ impl Home {
     /// The store file.
     pub fn store(&self) -> PathBuf {
         self.root.join("store.sqlite3")
+    }
+    /// The highest instance id handed out so far.
+    pub fn last_instance_id(&self) -> PathBuf {
+        self.root.join("last-instance-id")
     }
     /// The key that seals secrets in the store (0600).
     pub fn secret_key(&self) -> PathBuf {

@@ -317,6 +317,7 @@ fn check<'p>(
         user,
         &service.requirements,
         opts.db_server.as_deref(),
+        &opts.shared_databases,
     )?;
     let provisions = crate::database::plan(
         ctx,
@@ -557,8 +558,16 @@ fn variables(
 }
 
 /// Picks the next free numeric instance id by creating its private folder (atomic).
+///
+/// Ids are never reused: the highest id handed out is kept in `<home>/last-instance-id` (like a
+/// database sequence, it does not go back when an install is rolled back), so a new instance
+/// never takes the id, and the journal history, of a removed one.
 fn allocate_id(ctx: &Context) -> Result<String, Error> {
-    let mut next = 1u64;
+    let last_file = ctx.home.last_instance_id();
+    let mut next = match fs_err::read_to_string(&last_file) {
+        Ok(text) => text.trim().parse::<u64>().map_or(1, |n| n + 1),
+        Err(_) => 1,
+    };
     for entry in fs_err::read_dir(ctx.home.instances())? {
         if let Ok(n) = entry?.file_name().to_string_lossy().parse::<u64>() {
             next = next.max(n + 1);
@@ -572,7 +581,11 @@ fn allocate_id(ctx: &Context) -> Result<String, Error> {
     loop {
         let dir = ctx.home.instance(&next.to_string());
         match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
-            Ok(()) => return Ok(next.to_string()),
+            Ok(()) => {
+                aps_host::fsx::write_atomic(&last_file, next.to_string().as_bytes())
+                    .map_err(|e| Error::Failed(e.to_string()))?;
+                return Ok(next.to_string());
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
             Err(e) => return Err(Error::io(&dir, e)),
         }

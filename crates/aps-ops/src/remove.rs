@@ -167,15 +167,16 @@ pub(crate) fn finish(
             ),
             None => format!("{} ({} `{}`)", db.db_id, db.kind.as_str(), db.name),
         };
-        // Other instances (with table prefixes) may live in this database too.
+        // Other instances (with table prefixes) may live in this database too. The last instance
+        // recorded in a database apsctl created drops it, even one that came to share it.
         let sharers = crate::database::users_of(ctx, db).map_or(2, |u| u.len());
-        if databases == Databases::Keep || db.shared || sharers > 1 {
-            let why = if db.shared {
-                "shared database; the standard gives no way to tell which tables are this instance's (its table prefix is the only hint)"
-            } else if sharers > 1 {
-                "other instances keep their tables in it"
-            } else {
+        if databases == Databases::Keep || sharers > 1 {
+            let why = if databases == Databases::Keep {
                 "kept on request"
+            } else if db.shared {
+                "shared database; the standard gives no way to tell which tables are this instance's (its table prefix is the only hint)"
+            } else {
+                "other instances keep their tables in it"
             };
             kept_dbs.push(format!("{label}, login `{}`: {why}", db.login));
             continue;

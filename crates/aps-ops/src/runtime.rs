@@ -8,6 +8,8 @@
 //! `apache:required-module` is taken as satisfied on Apache sites without asking Apache.
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use aps_host::interp::{Interpreter, InterpreterRegistry};
 use aps_host::php::{IniSize, PhpInfo};
 use aps_host::user::SystemUser;
@@ -18,6 +20,7 @@ use aps_meta::version::Version;
 use aps_store::sites::{Site, WebKind};
 
 use crate::context::Context;
+use crate::database::SharedDatabase;
 use crate::error::Error;
 
 /// Resolves and checks the PHP CLI of a site being registered. `None` when none was asked for
@@ -86,11 +89,13 @@ pub(crate) fn check(
     user: &SystemUser,
     requirements: &Requirements,
     db_server: Option<&str>,
+    shared: &BTreeMap<String, SharedDatabase>,
 ) -> Result<Satisfied, Error> {
     let mut checker = Checker {
         ctx,
         site,
         user,
+        shared,
         db_server,
         php: None,
     };
@@ -147,6 +152,8 @@ pub(crate) fn check(
 
 struct Checker<'a> {
     ctx: &'a Context,
+    /// Databases of other instances to share, by db:id (`--use-database`): they decide the server.
+    shared: &'a BTreeMap<String, SharedDatabase>,
     site: &'a Site,
     user: &'a SystemUser,
     db_server: Option<&'a str>,
@@ -290,6 +297,9 @@ impl Checker<'_> {
                 req.id
             ));
         }
+        if let Some(shared) = self.shared.get(&req.id) {
+            return self.shared_db(req, shared);
+        }
         let servers = self
             .ctx
             .store
@@ -330,6 +340,45 @@ impl Checker<'_> {
                 req.id,
                 reasons.join(", ")
             )
+        })
+    }
+
+    /// A db:id that goes into another instance's database is satisfied by that database's server
+    /// when the types match (so `--use-database` also picks the `choice` alternative).
+    fn shared_db(&self, req: &DbRequirement, shared: &SharedDatabase) -> Result<DbChoice, String> {
+        let db = self
+            .ctx
+            .store
+            .instances()
+            .databases(&shared.instance)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|d| d.db_id == shared.db_id)
+            .ok_or_else(|| {
+                format!(
+                    "instance {} has no database with db:id `{}`",
+                    shared.instance, shared.db_id
+                )
+            })?;
+        if db.kind.as_str() != req.server_type {
+            return Err(format!(
+                "database `{}` of instance {} is {}, but db:id `{}` needs {}",
+                db.name,
+                shared.instance,
+                db.kind.as_str(),
+                req.id,
+                req.server_type
+            ));
+        }
+        let server = db.server.ok_or_else(|| {
+            format!(
+                "database `{}` of instance {} has no registered server",
+                db.name, shared.instance
+            )
+        })?;
+        Ok(DbChoice {
+            requirement: req.clone(),
+            server,
         })
     }
 
