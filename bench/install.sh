@@ -3,9 +3,9 @@
 # package, on the same file system. See bench/README.md.
 #
 # The package is imported once; each round installs it under a fresh path (`--path rN`) and
-# unzips it into a fresh folder; both are warmed up once before the timed rounds, and dirty
-# pages are flushed before every timed run. Needs root (system user, ownership of deployed
-# files). Aim: (a)/(b) <= 1.2.
+# unzips it into a fresh folder; both are warmed up once before the timed rounds, dirty pages
+# are flushed before every timed run, and nothing is deleted before the end (see "Method" in
+# bench/README.md). Needs root (system user, ownership of deployed files). Aim: (a)/(b) <= 1.2.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 SITE_USER=${SITE_USER:-apsbench}
@@ -39,18 +39,16 @@ unzip_once() { unzip -q "$PKG" -d "$1"; }
 log "warming up…"
 install_once warm >/dev/null
 unzip_once "$WORK/unzip-warm"
-rm -rf "$WORK/unzip-warm"
 
-times_a="" times_b=""
+wall_a="" wall_b="" cpu_a="" cpu_b=""
 for round in $(seq 1 "$ROUNDS"); do
     settle
-    time_ms ta install_once "r$round"
+    time_ms ta ca install_once "r$round"
     settle
-    time_ms tb unzip_once "$WORK/unzip-$round"
-    times_a+=" $ta" times_b+=" $tb"
-    log "round $round/$ROUNDS: install $ta ms, unzip $tb ms"
-    rm -rf "$WORK/unzip-$round"
+    time_ms tb cb unzip_once "$WORK/unzip-$round"
+    wall_a+=" $ta" wall_b+=" $tb" cpu_a+=" $ca" cpu_b+=" $cb"
+    log "round $round/$ROUNDS: install $ta ms (cpu $ca ms), unzip $tb ms (cpu $cb ms)"
 done
 
 echo "apsctl install vs unzip ($FILES files, ~$MEGABYTES MB, $(stat -c %s "$PKG") bytes zipped, $ROUNDS rounds)"
-report "apsctl install" "unzip" 1.2 "$times_a" "$times_b"
+report "apsctl install" "unzip" 1.2 "$wall_a" "$wall_b" "$cpu_a" "$cpu_b"
