@@ -200,21 +200,12 @@ fn check_prefix(prefix: &str) -> Result<(), Error> {
     }
 }
 
-fn shared_database(
+/// The database record of `shared`, checked to be of the type `req` needs.
+pub(crate) fn shared_record(
     ctx: &Context,
-    site: &aps_store::sites::Site,
-    req: &aps_meta::model::DbRequirement,
     shared: &SharedDatabase,
-    prefix: &str,
+    req: &aps_meta::model::DbRequirement,
 ) -> Result<InstanceDatabase, Error> {
-    let other = ctx.store.instances().get(&shared.instance)?;
-    let other_site = ctx.store.sites().get(&other.site)?;
-    if other_site.system_user != site.system_user {
-        return Err(Error::Invalid(format!(
-            "instance {} belongs to system user `{}`, not to `{}`, the owner of site `{}`",
-            shared.instance, other_site.system_user, site.system_user, site.name
-        )));
-    }
     let db = ctx
         .store
         .instances()
@@ -237,6 +228,25 @@ fn shared_database(
             req.server_type
         )));
     }
+    Ok(db)
+}
+
+fn shared_database(
+    ctx: &Context,
+    site: &aps_store::sites::Site,
+    req: &aps_meta::model::DbRequirement,
+    shared: &SharedDatabase,
+    prefix: &str,
+) -> Result<InstanceDatabase, Error> {
+    let other = ctx.store.instances().get(&shared.instance)?;
+    let other_site = ctx.store.sites().get(&other.site)?;
+    if other_site.system_user != site.system_user {
+        return Err(Error::Invalid(format!(
+            "instance {} belongs to system user `{}`, not to `{}`, the owner of site `{}`",
+            shared.instance, other_site.system_user, site.system_user, site.name
+        )));
+    }
+    let db = shared_record(ctx, shared, req)?;
     for user in users_of(ctx, &db)? {
         if user.prefix.as_deref().unwrap_or("") == prefix {
             return Err(Error::Conflict(format!(

@@ -346,30 +346,8 @@ impl Checker<'_> {
     /// A db:id that goes into another instance's database is satisfied by that database's server
     /// when the types match (so `--use-database` also picks the `choice` alternative).
     fn shared_db(&self, req: &DbRequirement, shared: &SharedDatabase) -> Result<DbChoice, String> {
-        let db = self
-            .ctx
-            .store
-            .instances()
-            .databases(&shared.instance)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|d| d.db_id == shared.db_id)
-            .ok_or_else(|| {
-                format!(
-                    "instance {} has no database with db:id `{}`",
-                    shared.instance, shared.db_id
-                )
-            })?;
-        if db.kind.as_str() != req.server_type {
-            return Err(format!(
-                "database `{}` of instance {} is {}, but db:id `{}` needs {}",
-                db.name,
-                shared.instance,
-                db.kind.as_str(),
-                req.id,
-                req.server_type
-            ));
-        }
+        let db =
+            crate::database::shared_record(self.ctx, shared, req).map_err(|e| e.to_string())?;
         let server = db.server.ok_or_else(|| {
             format!(
                 "database `{}` of instance {} has no registered server",

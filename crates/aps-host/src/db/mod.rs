@@ -467,6 +467,33 @@ pub trait DatabaseServer: Send + Sync {
     fn connection_values(&self, spec: &DbSpec) -> ConnectionValues;
 }
 
+/// Turns a client failure whose server error carries `database_marker` or `login_marker` (the
+/// server's code for "already exists": MySQL `ERROR 1007`/`ERROR 1396`, PostgreSQL SQLSTATE
+/// `42P04`/`42710`) into the matching typed error.
+pub(crate) fn classify_exists(
+    error: DbError,
+    spec: &DbSpec,
+    server: ServerType,
+    database_marker: &str,
+    login_marker: &str,
+) -> DbError {
+    if let DbError::ClientFailed { stderr, .. } = &error {
+        if stderr.contains(database_marker) {
+            return DbError::DatabaseExists {
+                server,
+                name: spec.name.clone(),
+            };
+        }
+        if stderr.contains(login_marker) {
+            return DbError::LoginExists {
+                server,
+                login: spec.login.clone(),
+            };
+        }
+    }
+    error
+}
+
 /// Opens the server described by `config`, checking the configuration and finding the client
 /// programs it needs. Does not connect yet.
 pub fn open(config: ServerConfig) -> Result<Box<dyn DatabaseServer>, DbError> {

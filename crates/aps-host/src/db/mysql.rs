@@ -190,7 +190,13 @@ impl Mysql {
             ) {
                 Ok(_) => created.push(host),
                 Err(e) => {
-                    result = Err(classify(e, spec));
+                    result = Err(super::classify_exists(
+                        e,
+                        spec,
+                        KIND,
+                        "ERROR 1007 ",
+                        "ERROR 1396 ",
+                    ));
                     break;
                 }
             }
@@ -323,7 +329,7 @@ impl DatabaseServer for Mysql {
             ident(&spec.name)
         );
         self.admin_sql(&format!("create database `{}`", spec.name), &sql)
-            .map_err(|e| classify(e, spec))?;
+            .map_err(|e| super::classify_exists(e, spec, KIND, "ERROR 1007 ", "ERROR 1396 "))?;
         if let Err(e) = self.create_accounts(spec) {
             // The database is the one this call just created.
             let _ = self.admin_sql(
@@ -468,26 +474,6 @@ impl DatabaseServer for Mysql {
             port: self.config.effective_port().to_string(),
         }
     }
-}
-
-/// Turns a client failure whose server error says "exists" into the matching error.
-fn classify(error: DbError, spec: &DbSpec) -> DbError {
-    if let DbError::ClientFailed { stderr, .. } = &error {
-        // ER_DB_CREATE_EXISTS, ER_CANNOT_USER (CREATE USER on an existing account).
-        if stderr.contains("ERROR 1007 ") {
-            return DbError::DatabaseExists {
-                server: KIND,
-                name: spec.name.clone(),
-            };
-        }
-        if stderr.contains("ERROR 1396 ") {
-            return DbError::LoginExists {
-                server: KIND,
-                login: spec.login.clone(),
-            };
-        }
-    }
-    error
 }
 
 fn check_no_trailing_space(what: &'static str, value: &str) -> Result<(), DbError> {

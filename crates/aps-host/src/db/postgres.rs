@@ -229,7 +229,7 @@ impl DatabaseServer for Postgres {
             &create_role,
             true,
         )
-        .map_err(|e| classify(e, spec))?;
+        .map_err(|e| super::classify_exists(e, spec, KIND, "42P04", "42710"))?;
         let drop_role = || {
             // Best effort: the original error is the one to report.
             let _ = self.admin_sql(
@@ -245,7 +245,7 @@ impl DatabaseServer for Postgres {
             ),
         ) {
             drop_role();
-            return Err(classify(e, spec));
+            return Err(super::classify_exists(e, spec, KIND, "42P04", "42710"));
         }
         if let Err(e) = self.admin_sql(
             &format!("close database `{}` to other logins", spec.name),
@@ -409,25 +409,6 @@ fn find_pg_program(name: &str) -> Result<PathBuf, DbError> {
         Some((_, path)) => Ok(path),
         None => client::find_program(&[name]),
     }
-}
-
-/// Turns a client failure with SQLSTATE "duplicate database/object" into the matching error.
-fn classify(error: DbError, spec: &DbSpec) -> DbError {
-    if let DbError::ClientFailed { stderr, .. } = &error {
-        if stderr.contains("42P04") {
-            return DbError::DatabaseExists {
-                server: KIND,
-                name: spec.name.clone(),
-            };
-        }
-        if stderr.contains("42710") {
-            return DbError::LoginExists {
-                server: KIND,
-                login: spec.login.clone(),
-            };
-        }
-    }
-    error
 }
 
 /// A quoted identifier: `"name"` with `"` doubled.
