@@ -69,7 +69,7 @@ pub fn run(cmd: PackageCmd, s: super::Session, out: &Printer) -> anyhow::Result<
                 out.warning(&format!("{}: {} [{}]", w.file, w.message, w.rule));
             }
             let s = &report.summary;
-            out.data(&serde_json::to_value(s)?, || {
+            out.data(&serde_json::to_value(&report)?, || {
                 format!(
                     "imported {} {}-{} as `{}`",
                     s.name, s.version, s.release, s.package
