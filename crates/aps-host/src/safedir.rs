@@ -222,16 +222,27 @@ impl SafeDir {
         self.remove_dir(name)
     }
 
-    /// Opens the regular file `name` for reading (no link followed).
+    /// Opens the regular file `name` for reading (no link followed). Anything else is refused
+    /// without blocking: a FIFO planted in its place would otherwise hang the opener.
     pub fn open_file(&self, name: &str) -> Result<std::fs::File, SafeDirError> {
         let path = self.path.join(check_name(name, &self.path)?);
         let fd = rustix::fs::openat(
             &self.fd,
             name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
             Mode::empty(),
         )
         .map_err(err("open file", &path))?;
+        let stat = rustix::fs::fstat(&fd).map_err(err("inspect file", &path))?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(SafeDirError {
+                action: "open file",
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
+        // Back to blocking reads for the caller.
+        rustix::fs::fcntl_setfl(&fd, OFlags::empty()).map_err(err("open file", &path))?;
         Ok(std::fs::File::from(fd))
     }
 
@@ -261,6 +272,28 @@ impl SafeDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_file_refuses_a_fifo_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&tmp.path().join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        fs_err::write(tmp.path().join("plain"), "content").unwrap();
+        let dir = SafeDir::open(tmp.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(dir.open_file("pipe").is_err());
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut dir.open_file("plain").unwrap(), &mut text).unwrap();
+            let _ = tx.send(text == "content");
+        });
+        let wait = std::time::Duration::from_secs(5);
+        assert_eq!(rx.recv_timeout(wait), Ok(true), "a FIFO is refused at once");
+        assert_eq!(
+            rx.recv_timeout(wait),
+            Ok(true),
+            "a regular file still reads"
+        );
+    }
 
     #[test]
     fn links_are_never_followed() {

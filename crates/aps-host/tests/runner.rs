@@ -250,7 +250,15 @@ fn leftover_background_processes_are_killed_when_the_script_ends() {
 fn a_process_escaping_the_group_cannot_hold_the_run_forever() {
     let fx = Fixture::new();
     let started = Instant::now();
-    let out = fx.run(&fx.sh("setsid sleep 30 & echo $!; exit 0", "install"));
+    // The script waits until the escaped process has really left the group (it writes its pid
+    // once it runs in its own session), so the runner's kill of the group cannot race it.
+    let out = fx.run(&fx.sh(
+        r#"f=/tmp/apsctl-escape.$$
+setsid sh -c "echo \$\$ > $f.tmp && mv $f.tmp $f && exec sleep 30" &
+while [ ! -s "$f" ]; do sleep 0.05; done
+cat "$f"; rm -f "$f"; exit 0"#,
+        "install",
+    ));
     let elapsed = started.elapsed();
     let pid: i32 = out.stdout.text.trim().parse().expect("pid");
     // Clean up the escaped process before asserting anything.

@@ -86,11 +86,9 @@ pub(crate) fn create(
     })
 }
 
-/// Drops an instance's database and login (removal step 4.1), unless it is a shared database.
+/// Drops an instance's database and login (removal step 4.1). The caller decides whether the
+/// database may go: a shared one is dropped only by the last instance recorded in it.
 pub(crate) fn drop(ctx: &Context, db: &InstanceDatabase) -> Result<(), Error> {
-    if db.shared {
-        return Ok(());
-    }
     let Some(server_name) = &db.server else {
         return Ok(());
     };

@@ -651,10 +651,13 @@ fn apply(
     // configure install (§8.3 step 10).
     if let Some(script) = &c.script {
         let vars = variables(c, &c.root, &dbs, true);
+        // Marked inside the step: a failure after the run (journal, test hook) must still run
+        // `configure remove` on rollback.
         journal.step("configure-install", Undo::Nothing, || {
-            script.run(ctx, "install", &[], &vars, reporter)
+            script.run(ctx, "install", &[], &vars, reporter)?;
+            progress.script_done = true;
+            Ok(())
         })?;
-        progress.script_done = true;
     }
     // Open access (§8.3 step 11).
     if deployed.as_ref().is_some_and(|d| d.created_root) {

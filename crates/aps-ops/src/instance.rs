@@ -1,4 +1,12 @@
 //! Instances as stored: loading one with everything an operation needs, and `instance list/show`.
+//!
+//! Main decision: operations after install work from what the instance recorded — its private
+//! copy of APP-META.xml (not the repository package, which may be re-imported), its settings and
+//! databases from the store (secrets unsealed here, and only here) — so a script always sees the
+//! environment of the package that was actually installed (REFERENCE §4.3, §5.4).
+//!
+//! Known gap: global settings reach scripts with their package defaults; saved global values
+//! (§8.2) are not stored yet.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

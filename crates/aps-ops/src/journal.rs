@@ -9,7 +9,8 @@
 //! rollback does run it, REFERENCE §11 Q27).
 use std::path::{Path, PathBuf};
 
-use aps_store::journal::{NewOperation, OperationId, Outcome};
+pub use aps_store::journal::Outcome;
+use aps_store::journal::{NewOperation, OperationId};
 use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
@@ -214,10 +215,11 @@ impl<'c> Journal<'c> {
         Ok(())
     }
 
-    /// Makes the operation's final store change and records its success in one store
+    /// Makes the operation's final store change and records its `outcome` in one store
     /// transaction (REFERENCE §8.0 step 4): either both happen or neither.
-    pub fn commit_with(
+    pub fn finish_with(
         self,
+        outcome: Outcome,
         change: impl FnOnce(&aps_store::Store) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let at = crate::now(self.ctx);
@@ -225,7 +227,7 @@ impl<'c> Journal<'c> {
             change(store)?;
             store
                 .journal()
-                .finish_operation(self.op, Outcome::Done, None, at)?;
+                .finish_operation(self.op, outcome, None, at)?;
             Ok::<(), Error>(())
         })
     }

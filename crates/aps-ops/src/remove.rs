@@ -65,6 +65,8 @@ pub struct RemoveReport {
     pub databases_dropped: Vec<String>,
     /// Databases kept, with their login.
     pub databases_kept: Vec<String>,
+    /// Things left for an administrator that do not affect the result.
+    pub warnings: Vec<String>,
 }
 
 /// A file the removal left in place.
@@ -190,11 +192,6 @@ pub(crate) fn finish(
     if let Err(e) = restore_access(loaded, previous_mode) {
         problems.push(format!("access: {e}"));
     }
-    if problems.is_empty() {
-        if let Err(e) = journal::remove_tree(&loaded.private) {
-            problems.push(format!("private folder: {e}"));
-        }
-    }
     if !problems.is_empty() {
         let _ = ctx.store.instances().set_state(
             id,
@@ -209,9 +206,19 @@ pub(crate) fn finish(
 Run `apsctl remove {id}` again once this is fixed."
         )));
     }
-    ctx.store.instances().delete(id)?;
-    journal.rolled_forward(None)?;
+    // Forget the instance and record the outcome in one transaction; only then remove the private
+    // folder (its metadata is what a retried removal or `recover` would need).
+    journal.finish_with(crate::journal::Outcome::RolledForward, |store| {
+        Ok(store.instances().delete(id)?)
+    })?;
+    let mut warnings = Vec::new();
+    if let Err(e) = journal::remove_tree(&loaded.private) {
+        warnings.push(format!(
+            "the private folder of instance {id} is left over: {e}"
+        ));
+    }
     Ok(RemoveReport {
+        warnings,
         instance: id.clone(),
         files: choice,
         removed,

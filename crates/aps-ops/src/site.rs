@@ -93,6 +93,16 @@ impl SiteUrl {
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| bad("it has no host"))?;
+        // D5: the host as configured; the URL parser turns internationalised names into
+        // punycode, so a name is taken from the text itself (addresses keep the parser's form).
+        let host = match url.host() {
+            Some(url::Host::Domain(_)) => text
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split(['/', ':', '?', '#']).next())
+                .filter(|h| !h.is_empty())
+                .unwrap_or(host),
+            _ => host,
+        };
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
             return Err(bad(
                 "a site URL has no path, query or fragment (instances get their path from --path)",
@@ -223,4 +233,44 @@ pub fn remove(ctx: &Context, name: &str) -> Result<SiteView, Error> {
     let site = ctx.store.sites().get(name)?;
     ctx.store.sites().delete(name)?;
     Ok(site.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_urls_keep_the_host_as_configured() {
+        let url = SiteUrl::parse("https://bücher.example:8443/").unwrap();
+        assert_eq!(
+            (url.scheme.as_str(), url.host.as_str(), url.port),
+            ("https", "bücher.example", Some(8443))
+        );
+        assert_eq!(
+            url.instance_url("blog"),
+            "https://bücher.example:8443/blog/"
+        );
+        let url = SiteUrl::parse("http://Example.COM/").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("Example.COM", None));
+        assert_eq!(url.instance_url(""), "http://Example.COM/");
+        assert_eq!(
+            SiteUrl::parse("https://example.com:443").unwrap().port,
+            None,
+            "default port is empty (D5)"
+        );
+        assert_eq!(SiteUrl::parse("http://[::1]:8080/").unwrap().host, "[::1]");
+    }
+
+    #[test]
+    fn unusable_site_urls_are_refused() {
+        for bad in [
+            "ftp://example.com/",
+            "https://example.com/blog/",
+            "https://u:p@example.com/",
+            "example.com",
+            "http:///",
+        ] {
+            assert!(SiteUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -7,7 +7,8 @@
 //! Sealed values read `sealed:v1:<base64(nonce ‖ ciphertext)>`; a value without that prefix is
 //! returned as it is, so stores written before sealing keep working.
 //!
-//! Known gap: `uniq` on a password-type setting compares sealed values, which never match.
+//! Known gap: the key is never rotated, and a home without its `secret.key` cannot open the
+//! sealed values of its store. (`uniq` checks compare unsealed values: `install::validate_settings`.)
 use fs_err::os::unix::fs::OpenOptionsExt as _;
 use std::io::Write as _;
 use std::path::Path;

@@ -102,7 +102,7 @@ fn parse_pairs(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, 
     for pair in pairs {
         let (id, value) = pair
             .split_once('=')
-            .with_context(|| format!("`{flag} {pair}` must look like ID=VALUE"))?;
+            .with_context(|| format!("an argument of `{flag}` has no `=`: write ID=VALUE"))?;
         if map.insert(id.to_owned(), value.to_owned()).is_some() {
             anyhow::bail!("`{flag}` names `{id}` twice");
         }
@@ -288,6 +288,9 @@ pub fn remove(args: RemoveArgs, s: super::Session, out: &Printer) -> anyhow::Res
         },
     };
     let report = aps_ops::remove::remove(&ctx, &opts, out)?;
+    for warning in &report.warnings {
+        out.warning(warning);
+    }
     out.data(&serde_json::to_value(&report)?, || {
         let mut t = format!(
             "instance {} removed ({} files and folders deleted)\n",

@@ -29,7 +29,8 @@ pub struct Args {
         long,
         global = true,
         value_name = "SECONDS",
-        env = "APSCTL_SCRIPT_TIMEOUT"
+        env = "APSCTL_SCRIPT_TIMEOUT",
+        value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub script_timeout: Option<u64>,
     /// Largest total unpacked size of a package, in bytes (default 1 GiB).

@@ -742,7 +742,7 @@ fn tables(kind: Kind, db: &Value) -> Vec<String> {
 /// `--use-database ID=INSTANCE --db-prefix ID=PREFIX` (REFERENCE §6.3, D9): a second instance
 /// lives in the first one's database under its table prefix; removing it keeps the shared
 /// database, says so, and leaves the first instance working; removing the owner while another
-/// instance still uses the database keeps it too.
+/// instance still uses the database keeps it too; the last instance in it drops it.
 fn shared_database(kind: Kind) {
     let fx = Fixture::new();
     fx.add_server(kind);
@@ -838,9 +838,16 @@ fn shared_database(kind: Kind) {
     );
     assert_database_present(&fx, kind, &owner, "d_notes");
     assert!(fx.front_page(&d).contains(FIRST_NOTE));
-    fx.ok(&["remove", &d, "--files", "all"]);
+    // The last instance in the database drops it and its login, and says so (it came to share
+    // the database, but nobody else keeps tables in it any more).
+    let removed = fx.ok(&["remove", &d, "--files", "all", "--json"]).json();
+    assert_eq!(
+        removed["databases_dropped"].as_array().map(Vec::len),
+        Some(1),
+        "{removed:#}"
+    );
     assert_eq!(fx.instance_count(), 0);
-    // The fixture drops what is left of the shared database (see the report: nobody owns it).
+    assert_database_gone(kind, &owner);
 }
 
 #[test]

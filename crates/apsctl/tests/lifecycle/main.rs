@@ -253,6 +253,11 @@ fn remove_app_files_keeps_what_the_instance_created_or_changed() {
     let mut index = fs_err::read_to_string(root.join("index.php")).unwrap();
     index.push_str("// edited by the site owner\n");
     fs_err::write(root.join("index.php"), &index).unwrap();
+    // A hostile owner puts a FIFO where an application file was: apsctl, reading it as root to
+    // compare checksums, must neither block on it nor remove it.
+    let fifo = root.join("uploads/README.txt");
+    fs_err::remove_file(&fifo).unwrap();
+    World::run_tool("mkfifo", &[&fifo.display().to_string()]);
 
     let run = w.apsctl(&["--json", "remove", &id, "--files", "app"]);
     run.ok();
@@ -272,9 +277,14 @@ fn remove_app_files_keeps_what_the_instance_created_or_changed() {
     let expected: BTreeSet<(String, String)> = [
         ("index.php".to_owned(), "modified".to_owned()),
         ("uploads/2-note.txt".to_owned(), "instance".to_owned()),
+        ("uploads/README.txt".to_owned(), "modified".to_owned()),
     ]
     .into();
     assert_eq!(kept, expected);
+    assert!(
+        fs_err::symlink_metadata(&fifo).is_ok(),
+        "the FIFO is kept as a changed file"
+    );
     // Kept files are untouched; unchanged application files are gone (and config.php, which
     // the application's own `configure remove` deleted).
     assert_eq!(
@@ -285,7 +295,7 @@ fn remove_app_files_keeps_what_the_instance_created_or_changed() {
         fs_err::read_to_string(&upload).unwrap(),
         "attached by the lifecycle test\n"
     );
-    for gone in ["add.php", "common.php", "uploads/README.txt", "config.php"] {
+    for gone in ["add.php", "common.php", "config.php"] {
         assert!(!root.join(gone).exists(), "{gone} was not removed");
     }
     assert_eq!(
@@ -534,6 +544,42 @@ fn a_failing_configure_install_leaves_nothing_behind() {
         w.sql("SELECT outcome FROM operations WHERE kind = 'install'"),
         ["rolled_back"]
     );
+    w.finish();
+}
+
+/// A failure right after a successful `configure install` runs `configure remove` before the
+/// files and databases go (REFERENCE §8.3 failure, §11 Q27), also when the failure comes from
+/// the journal after the script (here the test hook).
+#[test]
+fn a_failure_right_after_configure_install_runs_configure_remove() {
+    let w = World::new(19);
+    let marks = w.dir.join("marks");
+    fs_err::create_dir(&marks).unwrap();
+    World::run_tool(
+        "chown",
+        &[&format!("{}:", w.user), &marks.display().to_string()],
+    );
+    let marker = marks.join("actions");
+    let wrapper = format!(
+        "<?php\nfile_put_contents('{}', ($argv[1] ?? '') . \"\\n\", FILE_APPEND);\nrequire __DIR__ . '/configure.real';\n",
+        marker.display()
+    );
+    let reference = w.import(&w.variant_package(&Variant {
+        wrapper: Some(&wrapper),
+        ..Variant::default()
+    }));
+    let before = w.snapshot();
+    let args = w.install_args(&reference, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = w.apsctl_env(&args, &[("APSCTL_TEST_FAIL_AFTER", "configure-install")]);
+    run.fails_with(FAILED);
+    assert_eq!(
+        fs_err::read_to_string(&marker).unwrap_or_default(),
+        "install\nremove\n",
+        "the script's runs: {}",
+        run.stderr
+    );
+    assert_eq!(w.snapshot(), before);
     w.finish();
 }
 
