@@ -133,7 +133,7 @@ pub fn configure(
         Err(e) => return Err(journal.rollback(reporter, e)),
     };
     // §8.4 step 7 and §8.0 step 4: the new values and the operation's outcome in one transaction.
-    journal.finish_with(crate::journal::Outcome::Done, |store| {
+    journal.finish_with("commit", crate::journal::Outcome::Done, |store| {
         Ok(store
             .instances()
             .update_settings(&opts.instance, &rows, crate::now(ctx))?)

@@ -160,6 +160,9 @@ pub(crate) struct Deployed {
     pub created_root: bool,
     /// Entries moved into the instance root.
     pub entries: Vec<String>,
+    /// Folders created above the instance root (for a nested path), relative to the document
+    /// root, outermost first: system changes that removal rolls back.
+    pub created_parents: Vec<String>,
 }
 
 /// Where an instance lives on its site.
@@ -290,8 +293,12 @@ pub(crate) fn deploy(
     let mut target = SafeDir::open(place.docroot).map_err(fs_error)?;
     let parts: Vec<&str> = place.prefix.split('/').filter(|p| !p.is_empty()).collect();
     let mut created_root = false;
+    let mut created_parents = Vec::new();
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
+        if !last && !target.contains(part) {
+            created_parents.push(parts[..=i].join("/"));
+        }
         target = if target.contains(part) {
             target.open_dir(part).map_err(fs_error)?
         } else {
@@ -318,6 +325,7 @@ pub(crate) fn deploy(
         files,
         created_root,
         entries,
+        created_parents,
     })
 }
 

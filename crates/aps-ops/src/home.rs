@@ -55,6 +55,26 @@ impl Home {
         Ok(home)
     }
 
+    /// Checks that site users can reach the home's instance folders: every folder from `/` to
+    /// the home must be searchable by others (scripts run as the site's user, with their private
+    /// copy below the home as the working directory).
+    pub fn check_reachable(&self) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in self.root.ancestors() {
+            let mode = fs_err::metadata(dir)?.permissions().mode();
+            if mode & 0o001 == 0 {
+                return Err(Error::Invalid(format!(
+                    "site users cannot reach apsctl's home `{}`: folder `{}` (mode {:o}) is not searchable by others; \
+                     give it `o+x` or use a home such as /var/lib/apsctl",
+                    self.root.display(),
+                    dir.display(),
+                    mode & 0o7777
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The home folder itself.
     pub fn root(&self) -> &Path {
         &self.root

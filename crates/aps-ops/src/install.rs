@@ -142,7 +142,8 @@ struct Checked<'p> {
     root: PathBuf,
     service: &'p Service,
     values: BTreeMap<String, SettingValue>,
-    globals: Vec<(String, String, bool)>,
+    /// The package, for its global settings.
+    package: &'p aps_meta::model::Package,
     satisfied: runtime::Satisfied,
     provisions: BTreeMap<String, crate::database::Provision>,
     script: Option<ConfigScript<'p>>,
@@ -214,7 +215,8 @@ pub fn install(
         return Err(journal.rollback(reporter, error));
     }
     let mut progress = Progress::default();
-    match apply(
+    // §8.3 step 13 / §8.0 step 4: the instance and the operation's outcome in one transaction.
+    let result = apply(
         ctx,
         &pkg,
         &checked,
@@ -223,9 +225,14 @@ pub fn install(
         &mut journal,
         &mut progress,
         reporter,
-    ) {
+    )
+    .and_then(|record| {
+        journal.finish_with("commit", crate::journal::Outcome::Done, |store| {
+            Ok(store.instances().commit(&record)?)
+        })
+    });
+    match result {
         Ok(()) => {
-            journal.commit()?;
             reporter.step(&format!("instance {id} is ready at {}", plan.url));
             Ok(InstallReport {
                 instance: Some(id),
@@ -272,6 +279,9 @@ fn check<'p>(
     }
     user.ensure_not_root()
         .map_err(|e| Error::Invalid(format!("site `{}`: {e}", site.name)))?;
+    if service.provision.configuration_script.is_some() {
+        ctx.home.check_reachable()?;
+    }
     let url = SiteUrl::parse(&site.url)?;
     let mapping = service.provision.url_mapping.as_ref();
     let default_prefix = mapping
@@ -289,17 +299,6 @@ fn check<'p>(
         None,
         ValidationMode::Install,
     )?;
-    let globals = meta
-        .all_global_settings()
-        .into_iter()
-        .map(|s| {
-            (
-                s.id.clone(),
-                s.default_value.clone().unwrap_or_default(),
-                s.kind.is_secret(),
-            )
-        })
-        .collect();
 
     let script = match &service.provision.configuration_script {
         Some(decl) => Some(ConfigScript {
@@ -345,7 +344,7 @@ fn check<'p>(
         root,
         service,
         values,
-        globals,
+        package: meta,
         satisfied,
         provisions,
         script,
@@ -548,11 +547,7 @@ fn variables(
                 .map(|v| (s.id.clone(), v.encode(), v.is_secret()))
         })
         .collect();
-    vars.settings(
-        c.globals
-            .iter()
-            .map(|(k, v, s)| (k.as_str(), v.as_str(), *s)),
-    );
+    vars.global_settings(c.package);
     vars.settings(encoded.iter().map(|(k, v, s)| (k.as_str(), v.as_str(), *s)));
     vars
 }
@@ -594,6 +589,9 @@ fn allocate_id(ctx: &Context) -> Result<String, Error> {
 
 use std::os::unix::fs::DirBuilderExt;
 
+/// System change: a folder created above an instance root (`{"path": rel}` below the docroot).
+pub(crate) const CREATED_FOLDER: &str = "created-folder";
+
 /// What [`apply`] has done so far, for the rollback.
 #[derive(Debug, Default)]
 struct Progress {
@@ -616,7 +614,7 @@ fn apply(
     journal: &mut Journal<'_>,
     progress: &mut Progress,
     reporter: &dyn Reporter,
-) -> Result<(), Error> {
+) -> Result<NewInstance, Error> {
     // Resources: one database and login per db:db, verified before going on (§8.3 step 6).
     for choice in &c.satisfied.databases {
         let db = match c.provisions.get(&choice.requirement.id) {
@@ -668,7 +666,7 @@ fn apply(
             })
         })?;
     }
-    // Commit (§8.3 step 13).
+    // The record committed by the caller (§8.3 step 13).
     let mut settings = Vec::new();
     for s in c
         .service
@@ -700,17 +698,22 @@ fn apply(
         choices_json: serde_json::to_string(&c.satisfied.choices).unwrap_or_else(|_| "[]".into()),
         settings,
         databases: dbs,
+        system_changes: deployed
+            .as_ref()
+            .map(|d| {
+                d.created_parents
+                    .iter()
+                    .map(|rel| aps_store::instances::NewSystemChange {
+                        kind: CREATED_FOLDER.to_owned(),
+                        data_json: serde_json::json!({ "path": rel }).to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         files: deployed.map(|d| d.files).unwrap_or_default(),
-        system_changes: Vec::new(),
         at: crate::now(ctx),
     };
-    journal.step(
-        "commit",
-        Undo::ForgetInstance {
-            instance: id.to_owned(),
-        },
-        || Ok(ctx.store.instances().commit(&record)?),
-    )
+    Ok(record)
 }
 
 /// §8.3 step 8: stage, deploy and journal the files of the root mapping.

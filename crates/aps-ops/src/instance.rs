@@ -36,6 +36,7 @@ pub(crate) struct Loaded {
     pub settings: Vec<Setting>,
     pub databases: Vec<InstanceDatabase>,
     pub files: Vec<InstanceFile>,
+    pub system_changes: Vec<aps_store::instances::SystemChange>,
     pub private: PathBuf,
     pub root: PathBuf,
 }
@@ -68,6 +69,7 @@ impl Loaded {
             settings: unsealed_settings(ctx, ctx.store.instances().settings(id)?)?,
             databases: crate::database::unsealed(ctx, ctx.store.instances().databases(id)?)?,
             files: ctx.store.instances().files(id)?,
+            system_changes: ctx.store.instances().system_changes(id)?,
             instance,
             site,
             user,
@@ -105,19 +107,7 @@ impl Loaded {
             .and_then(|s| s.provision.url_mapping.as_ref());
         vars.web(mapping, &self.root);
         vars.databases(&self.databases);
-        let globals: Vec<(String, String, bool)> = self
-            .meta
-            .all_global_settings()
-            .into_iter()
-            .map(|s| {
-                (
-                    s.id.clone(),
-                    s.default_value.clone().unwrap_or_default(),
-                    s.kind.is_secret(),
-                )
-            })
-            .collect();
-        vars.settings(globals.iter().map(|(k, v, s)| (k.as_str(), v.as_str(), *s)));
+        vars.global_settings(&self.meta);
         match settings {
             Some(map) => vars.settings(map.iter().map(|(k, (v, s))| (k.as_str(), v.as_str(), *s))),
             None => vars.settings(

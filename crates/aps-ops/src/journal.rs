@@ -68,11 +68,6 @@ pub enum Undo {
         /// The previous mode (permission bits).
         mode: u32,
     },
-    /// Remove the instance's rows from the store.
-    ForgetInstance {
-        /// The instance id.
-        instance: String,
-    },
 }
 
 /// A running operation's journal.
@@ -204,24 +199,17 @@ impl<'c> Journal<'c> {
         }
     }
 
-    /// Records success.
-    pub fn commit(self) -> Result<(), Error> {
-        self.ctx.store.journal().finish_operation(
-            self.op,
-            Outcome::Done,
-            None,
-            crate::now(self.ctx),
-        )?;
-        Ok(())
-    }
-
     /// Makes the operation's final store change and records its `outcome` in one store
-    /// transaction (REFERENCE §8.0 step 4): either both happen or neither.
+    /// transaction (REFERENCE §8.0 step 4): either both happen or neither. `kind` names this
+    /// commit for the test hooks, which fire just before the transaction (a failure after it
+    /// would find nothing left to undo).
     pub fn finish_with(
-        self,
+        &self,
+        kind: &str,
         outcome: Outcome,
         change: impl FnOnce(&aps_store::Store) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        self.failpoint(kind)?;
         let at = crate::now(self.ctx);
         self.ctx.store.atomically(|store| {
             change(store)?;
@@ -316,10 +304,6 @@ pub fn apply_undo(ctx: &Context, undo: &Undo) -> Result<(), Error> {
                 Err(_) if !place.root().exists() => Ok(()),
                 Err(e) => Err(e),
             }
-        }
-        Undo::ForgetInstance { instance } => {
-            ctx.store.instances().delete(instance)?;
-            Ok(())
         }
     }
 }

@@ -192,6 +192,14 @@ pub(crate) fn finish(
     if let Err(e) = restore_access(loaded, previous_mode) {
         problems.push(format!("access: {e}"));
     }
+    for change in loaded.system_changes.iter().rev() {
+        if let Err(e) = roll_back_change(loaded, change) {
+            problems.push(format!(
+                "system change {} ({}): {e}",
+                change.seq, change.kind
+            ));
+        }
+    }
     if !problems.is_empty() {
         let _ = ctx.store.instances().set_state(
             id,
@@ -208,7 +216,7 @@ Run `apsctl remove {id}` again once this is fixed."
     }
     // Forget the instance and record the outcome in one transaction; only then remove the private
     // folder (its metadata is what a retried removal or `recover` would need).
-    journal.finish_with(crate::journal::Outcome::RolledForward, |store| {
+    journal.finish_with("forget", crate::journal::Outcome::RolledForward, |store| {
         Ok(store.instances().delete(id)?)
     })?;
     let mut warnings = Vec::new();
@@ -427,6 +435,46 @@ fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptF
             Ok((count, kept))
         }
     }
+}
+
+/// Rolls back one recorded system change. A folder created above the instance root goes when it
+/// is empty; one that holds something now (the site user's files) stays.
+fn roll_back_change(
+    loaded: &Loaded,
+    change: &aps_store::instances::SystemChange,
+) -> Result<(), Error> {
+    if change.kind != crate::install::CREATED_FOLDER {
+        return Err(Error::Failed(format!(
+            "apsctl does not know how to roll back a `{}` change",
+            change.kind
+        )));
+    }
+    let data: serde_json::Value = serde_json::from_str(&change.data_json).map_err(|e| {
+        Error::Failed(format!(
+            "unreadable system change `{}`: {e}",
+            change.data_json
+        ))
+    })?;
+    let rel = data["path"].as_str().unwrap_or("");
+    if rel.is_empty() {
+        return Ok(());
+    }
+    let (parent, name) = split_last(rel);
+    let Ok(dir) = (crate::deploy::Place {
+        docroot: &loaded.site.docroot,
+        prefix: parent,
+    })
+    .open_root() else {
+        return Ok(());
+    };
+    let empty = dir
+        .open_dir(name)
+        .and_then(|d| d.is_empty())
+        .unwrap_or(false);
+    if empty {
+        dir.remove_dir(name).map_err(fs_error)?;
+    }
+    Ok(())
 }
 
 /// Splits `a/b/c` into `a/b` and `c`, and `c` into an empty parent and `c`.

@@ -85,6 +85,21 @@ impl VarSet {
         }
     }
 
+    /// `SETTINGS_<id>` for the package's global settings. Saved global values are not kept yet
+    /// (REFERENCE §8.2), so each gets its default, encoded per D6 (a boolean default `1` is
+    /// passed as `true`).
+    pub fn global_settings(&mut self, pkg: &aps_meta::model::Package) {
+        for s in pkg.all_global_settings() {
+            let raw = s.default_value.clone().unwrap_or_default();
+            let value = if raw.is_empty() {
+                raw
+            } else {
+                aps_meta::value::parse_value(&s.kind, &raw).map_or(raw, |v| v.encode())
+            };
+            self.settings([(s.id.as_str(), value.as_str(), s.kind.is_secret())]);
+        }
+    }
+
     /// D9: `DB_<id>_TYPE/NAME/LOGIN/PASSWORD/HOST/PORT/VERSION`, and `DB_<id>_PREFIX` only when
     /// the instance has a table prefix.
     pub(crate) fn databases(&mut self, dbs: &[InstanceDatabase]) {

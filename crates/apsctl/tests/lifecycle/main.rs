@@ -938,3 +938,27 @@ fn a_relative_home_works_for_the_whole_life_cycle() {
     assert_gone(&w, &id, &root, &db);
     w.finish();
 }
+
+#[test]
+fn folders_created_for_a_nested_path_are_rolled_back_on_removal() {
+    let w = World::new(40);
+    let reference = w.import(&w.variant_package(&Variant::default()));
+    let before = w.snapshot();
+    let id = w.install(&reference, &["--path", "a/b/c"]);
+    assert_eq!(w.root(&id), w.docroot.join("a/b/c"));
+    // The folders above the instance root are recorded system changes (D11 rolls them back).
+    assert_eq!(
+        w.show(&id)["system_changes"],
+        json!([
+            {"kind": "created-folder", "data": {"path": "a"}},
+            {"kind": "created-folder", "data": {"path": "a/b"}}
+        ])
+    );
+    w.apsctl(&["remove", &id, "--files", "all"]).ok();
+    assert_eq!(
+        w.snapshot(),
+        before,
+        "nothing of the instance is left, `a` and `a/b` included"
+    );
+    w.finish();
+}
