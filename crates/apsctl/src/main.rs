@@ -1,6 +1,6 @@
 //! The `apsctl` command line: a thin edge over `aps_ops`.
 //!
-//! `main` parses the arguments, builds the one [`aps_host::env::Env`] of the process, sends the
+//! `main` parses the arguments, builds the one [`aps_ops::Env`] of the process, sends the
 //! command to its handler in [`cli`] and turns the outcome into an exit status. Every handler
 //! parses its arguments into an `aps_ops` options struct, calls one operation and renders the
 //! report through [`output::Printer`].
