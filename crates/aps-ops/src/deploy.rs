@@ -8,6 +8,11 @@
 //! folder for a link at any time, so everything in the site goes through folder descriptors
 //! ([`SafeDir`]): apsctl, running as root, never follows a link the user planted.
 //!
+//! Known gap: the planning checks before any change (is the target inside the document root,
+//! absent or empty; which folders of a nested path are missing) look at paths and may follow a
+//! link the user swaps in; that can only make the install refuse or fail, since every change goes
+//! through descriptors.
+//!
 //! Modes: deployed folders 0755 and files 0644, owned by the site's user; below a mapping with
 //! `php:permissions writable="true"` folders 0775 and files 0664 (group-writable, for sites whose
 //! PHP runs as another user of the site's group). A mapped folder the package does not ship is

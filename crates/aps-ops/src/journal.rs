@@ -111,11 +111,6 @@ impl<'c> Journal<'c> {
         }
     }
 
-    /// The operation's id in the store.
-    pub fn id(&self) -> OperationId {
-        self.op
-    }
-
     /// Runs one step: writes `undo` to the journal, acts, marks the step done.
     pub fn step<T>(
         &mut self,
