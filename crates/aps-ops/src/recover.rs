@@ -144,6 +144,13 @@ fn roll_forward(ctx: &Context, op: &Operation, reporter: &dyn Reporter) -> Recov
         Ok(_) => entry(op, "rolled_forward", None),
         Err(e) => {
             reporter.warn(&e.to_string());
+            // Left for an administrator: record it once (a no-op when `finish` already did).
+            let _ = ctx.store.journal().finish_operation(
+                op.id,
+                Outcome::Failed,
+                Some(&e.to_string()),
+                crate::now(ctx),
+            );
             entry(op, "failed", Some(e.to_string()))
         }
     }
