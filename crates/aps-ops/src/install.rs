@@ -162,6 +162,13 @@ pub fn install(
         .map_err(|e| Error::Invalid(format!("site `{}`: {e}", site.name)))?;
     let mut checked = check(ctx, &pkg, opts, site, &user)?;
     let plan = plan(ctx, &pkg, &checked)?;
+    if checked.site.web != aps_store::sites::WebKind::None {
+        reporter.warn(&format!(
+            "site `{}` is served by {}, whose configuration apsctl does not write yet: handlers and access are left to the server's own configuration, and access is closed only through the instance folder's permissions",
+            checked.site.name,
+            checked.site.web.as_str()
+        ));
+    }
     for (n, choice) in checked.satisfied.choices.iter().enumerate() {
         reporter.step(&format!("requirement choice {}: alternative `{choice}` selected (the first one this site satisfies)", n + 1));
     }
