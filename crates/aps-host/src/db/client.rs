@@ -249,6 +249,25 @@ pub(super) fn text(program: &Path, action: &str, stdout: &[u8]) -> Result<String
         })
 }
 
+/// Checks that a query answered exactly `expected` (a login check's `SELECT 1`).
+pub(super) fn expect_answer(
+    program: &Path,
+    action: &str,
+    stdout: &[u8],
+    expected: &str,
+) -> Result<(), DbError> {
+    let answer = text(program, action, stdout)?;
+    if answer == expected {
+        Ok(())
+    } else {
+        Err(DbError::UnexpectedOutput {
+            program: program.to_owned(),
+            action: action.to_owned(),
+            output: answer.chars().take(200).collect(),
+        })
+    }
+}
+
 /// Parses a one-value answer `0`/`1`/… as a count.
 pub(super) fn count(program: &Path, action: &str, stdout: &[u8]) -> Result<u64, DbError> {
     let answer = text(program, action, stdout)?;

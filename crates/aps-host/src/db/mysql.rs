@@ -352,14 +352,7 @@ impl DatabaseServer for Mysql {
             "SELECT 1;\n",
             &[],
         )?;
-        match client::text(&self.client, &action, &out)?.as_str() {
-            "1" => Ok(()),
-            other => Err(DbError::UnexpectedOutput {
-                program: self.client.clone(),
-                action,
-                output: other.chars().take(200).collect(),
-            }),
-        }
+        client::expect_answer(&self.client, &action, &out, "1")
     }
 
     fn drop_database(&self, name: &str) -> Result<bool, DbError> {

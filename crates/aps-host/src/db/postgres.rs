@@ -271,14 +271,7 @@ impl DatabaseServer for Postgres {
             database: &spec.name,
         };
         let out = self.sql(&login, &action, "SELECT 1;\n", false)?;
-        match client::text(&self.psql, &action, &out)?.as_str() {
-            "1" => Ok(()),
-            other => Err(DbError::UnexpectedOutput {
-                program: self.psql.clone(),
-                action,
-                output: other.chars().take(200).collect(),
-            }),
-        }
+        client::expect_answer(&self.psql, &action, &out, "1")
     }
 
     fn drop_database(&self, name: &str) -> Result<bool, DbError> {
