@@ -30,6 +30,10 @@ pub mod vars {
     pub const HOME: &str = "HOME";
     /// Terminal type; `dumb` means no colour and no cursor movement.
     pub const TERM: &str = "TERM";
+    /// Test builds only: fail the running operation right after the journal step of this kind.
+    pub const TEST_FAIL_AFTER: &str = "APSCTL_TEST_FAIL_AFTER";
+    /// Test builds only: abort the process right after the journal step of this kind.
+    pub const TEST_CRASH_AFTER: &str = "APSCTL_TEST_CRASH_AFTER";
 }
 
 /// The search path used when the controller's own `PATH` is unset or empty.

@@ -17,11 +17,6 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::report::Reporter;
 
-/// Test hook: fail the operation after the step of this kind.
-pub const FAIL_AFTER_VAR: &str = "APSCTL_TEST_FAIL_AFTER";
-/// Test hook: kill the process after the step of this kind.
-pub const CRASH_AFTER_VAR: &str = "APSCTL_TEST_CRASH_AFTER";
-
 /// How to take one step back. Every variant is safe to apply twice and when the step never ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "undo", rename_all = "kebab-case")]
@@ -130,20 +125,9 @@ impl<'c> Journal<'c> {
         Ok(value)
     }
 
-    /// Test hooks (documented in CONTRIBUTING.md): `APSCTL_TEST_FAIL_AFTER=<kind>` fails the
-    /// operation right after step `<kind>` succeeded, so tests can check every rollback path;
-    /// `APSCTL_TEST_CRASH_AFTER=<kind>` kills the process there, leaving the journal to
-    /// `apsctl recover`.
+    /// The fault point after step `kind` (test builds only, see `aps_failpoint`): `after:<kind>`.
     fn failpoint(&self, kind: &str) -> Result<(), Error> {
-        if self.ctx.env.var(FAIL_AFTER_VAR) == Some(kind) {
-            return Err(Error::Failed(format!(
-                "injected failure after step `{kind}` ({FAIL_AFTER_VAR})"
-            )));
-        }
-        if self.ctx.env.var(CRASH_AFTER_VAR) == Some(kind) {
-            std::process::abort();
-        }
-        Ok(())
+        aps_failpoint::hit(&format!("after:{kind}")).map_err(|e| Error::Failed(e.to_string()))
     }
 
     /// Replaces the undo of the last step with what the step learned while acting.
