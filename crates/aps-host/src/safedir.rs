@@ -13,11 +13,14 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
+mod walk;
+pub use walk::{Entry, EntryKind, MAX_OPEN, Phase};
+
 /// A folder opened without following symbolic links.
 #[derive(Debug)]
 pub struct SafeDir {
-    fd: OwnedFd,
-    path: PathBuf,
+    pub(crate) fd: OwnedFd,
+    pub(crate) path: PathBuf,
 }
 
 /// A failed folder operation, naming the path.
@@ -40,12 +43,12 @@ impl SafeDirError {
     }
 }
 
-const DIR_FLAGS: OFlags = OFlags::RDONLY
+pub(crate) const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
 
-fn err<'p>(
+pub(crate) fn err<'p>(
     action: &'static str,
     path: &'p Path,
 ) -> impl Fn(rustix::io::Errno) -> SafeDirError + 'p {
@@ -203,23 +206,27 @@ impl SafeDir {
     }
 
     /// Removes the entry `name` and, for a folder, everything below it, without following any
-    /// link (a link is removed, its target left alone). Absent is fine.
+    /// link (a link is removed, its target left alone). Absent is fine. Works through
+    /// descriptors at any depth and with any names ([`SafeDir::walk`]).
     pub fn remove_tree(&self, name: &str) -> Result<(), SafeDirError> {
-        let path = self.path.join(check_name(name, &self.path)?);
+        self.remove_tree_os(std::ffi::OsStr::new(name))
+    }
+
+    /// [`SafeDir::remove_tree`] for a name that need not be UTF-8.
+    pub fn remove_tree_os(&self, name: &std::ffi::OsStr) -> Result<(), SafeDirError> {
+        let path = self.path.join(walk::check_os_name(name, &self.path)?);
         let stat = match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
             Err(rustix::io::Errno::NOENT) => return Ok(()),
             Err(e) => return Err(err("inspect", &path)(e)),
         };
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Directory {
-            return self.remove_file(name);
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
+            self.open_dir_os(name)?.clear()?;
+            rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
+                .map_err(err("remove folder", &path))
+        } else {
+            rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(err("remove file", &path))
         }
-        let dir = self.open_dir(name)?;
-        for entry in dir.names()? {
-            dir.remove_tree(&entry)?;
-        }
-        drop(dir);
-        self.remove_dir(name)
     }
 
     /// Opens the regular file `name` for reading (no link followed). Anything else is refused

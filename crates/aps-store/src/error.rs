@@ -156,6 +156,7 @@ pub(crate) enum Object {
         seq: u32,
     },
     Operation(i64),
+    KeptDatabase(i64),
     Step {
         op: i64,
         seq: u32,
@@ -171,6 +172,7 @@ impl Object {
             Self::Site(_) | Self::DbServer(_) => format!("{self} is not registered"),
             Self::Instance(_) | Self::SystemChange { .. } => format!("{self} does not exist"),
             Self::Operation(_) | Self::Step { .. } => format!("{self} is not in the journal"),
+            Self::KeptDatabase(_) => format!("{self} is not recorded"),
         }
     }
 
@@ -198,23 +200,29 @@ impl fmt::Display for Object {
                 write!(f, "system change {seq} of instance `{instance}`")
             }
             Self::Operation(op) => write!(f, "operation {op}"),
+            Self::KeptDatabase(id) => write!(f, "kept database {id}"),
             Self::Step { op, seq } => write!(f, "step {seq} of operation {op}"),
         }
     }
 }
 
-/// "instance `a`" / "instances `a`, `b`" for [`Repr::InUse`].
+/// "instance `a`" / "instances `a`, `b`" for [`Repr::InUse`]; users given as `kept database N`
+/// (see `kept.rs`) are named as such.
 fn users_phrase(users: &[String]) -> String {
-    let list = users
-        .iter()
-        .map(|u| format!("`{u}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if users.len() == 1 {
-        format!("instance {list}")
-    } else {
-        format!("instances {list}")
+    let (kept, instances): (Vec<&String>, Vec<&String>) =
+        users.iter().partition(|u| u.starts_with("kept database "));
+    let mut parts = Vec::new();
+    if !instances.is_empty() {
+        let list = instances
+            .iter()
+            .map(|u| format!("`{u}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let noun = if instances.len() == 1 { "instance" } else { "instances" };
+        parts.push(format!("{noun} {list}"));
     }
+    parts.extend(kept.into_iter().cloned());
+    parts.join(", ")
 }
 
 /// Sorts an `SQLite` error into an [`StoreErrorKind`].

@@ -8,9 +8,13 @@
 //! durable at that transaction's commit. Operation and step kinds, parameters and undo data are
 //! the caller's (opaque text here); the caller keeps secrets and installation-only values out.
 //!
-//! Step life cycle: `started` (written before acting) → `done` (after acting) → `undone` (after
-//! its undo ran); a `started` step may go straight to `undone`, since undo is idempotent and a
-//! crash can interrupt a step halfway. A finished operation (one with an outcome) is frozen.
+//! A step row records one change the operation makes to the system (the caller's vocabulary, as
+//! JSON). Life cycle: `started` (written before acting: the change may have happened partly or
+//! not at all) → `done` (the act completed) or `failed` (the act reported failure; it may have
+//! left part of its work) → `undone` (after its undo ran); a `started` or `failed` row may go
+//! straight to `undone`. An operation may pass its commit point ([`Journal::commit_point`]): after
+//! it, an interruption is completed, not undone. A finished operation (one with an outcome) is
+//! frozen.
 //!
 //! Known gap: records are never pruned; the journal grows by a few rows per operation.
 
@@ -41,6 +45,8 @@ text_enum! {
         Started = "started",
         /// The step finished acting.
         Done = "done",
+        /// The step's act reported failure (it may have done part of its work).
+        Failed = "failed",
         /// The step's undo ran.
         Undone = "undone",
     }
@@ -99,6 +105,8 @@ pub struct Operation {
     pub finished_at: Option<Timestamp>,
     /// The error that ended it, if any (already redacted by the caller).
     pub error: Option<String>,
+    /// When it passed its commit point (after which it is completed rather than undone).
+    pub committed_at: Option<Timestamp>,
 }
 
 /// A journaled step of an operation.
@@ -122,8 +130,8 @@ pub struct Journal<'s> {
     store: &'s Store,
 }
 
-const OPERATION_COLUMNS: &str =
-    "id, instance, kind, params_json, started_at, pid, host, outcome, finished_at, error";
+const OPERATION_COLUMNS: &str = "id, instance, kind, params_json, started_at, pid, host, outcome, \
+     finished_at, error, committed_at";
 
 impl<'s> Journal<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
@@ -183,15 +191,56 @@ impl<'s> Journal<'s> {
         })
     }
 
-    /// Marks a `started` or `done` step `undone` (after its undo ran).
+    /// Marks a `started` step `failed` (its act reported failure).
+    pub fn step_failed(&self, op: OperationId, seq: u32) -> Result<(), StoreError> {
+        self.change_step(op, seq, &[StepState::Started], "be marked failed", |c| {
+            set_step_state(c, op, seq, StepState::Failed)
+        })
+    }
+
+    /// Marks a `started`, `done` or `failed` step `undone` (after its undo ran).
     pub fn step_undone(&self, op: OperationId, seq: u32) -> Result<(), StoreError> {
         self.change_step(
             op,
             seq,
-            &[StepState::Started, StepState::Done],
+            &[StepState::Started, StepState::Done, StepState::Failed],
             "be marked undone",
             |c| set_step_state(c, op, seq, StepState::Undone),
         )
+    }
+
+    /// Records that the running operation `op` passed its commit point: from now on an
+    /// interruption is completed (rolled forward), not undone. Idempotent.
+    pub fn commit_point(&self, op: OperationId, at: Timestamp) -> Result<(), StoreError> {
+        let action = format!("journal the commit point of operation {op}");
+        self.store.write(&action, |c| {
+            require_running(c, op)?;
+            c.execute(
+                "UPDATE operations SET committed_at = COALESCE(committed_at, ?2) WHERE id = ?1",
+                params![op.0, at.unix_millis()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The newest operation of `kind` on `instance`, finished or not.
+    pub fn latest_operation(
+        &self,
+        instance: &str,
+        kind: &str,
+    ) -> Result<Option<Operation>, StoreError> {
+        let action = format!("look up the latest `{kind}` of instance `{instance}`");
+        self.store.read(&action, |c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {OPERATION_COLUMNS} FROM operations WHERE instance = ?1 AND kind = ?2 \
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                params![instance, kind],
+                operation_from_row,
+            )
+            .optional()?)
+        })
     }
 
     /// Replaces the undo data of a `started` or `done` step (a step may learn what it must undo
@@ -369,5 +418,8 @@ fn operation_from_row(row: &Row<'_>) -> rusqlite::Result<Operation> {
             .get::<_, Option<i64>>(8)?
             .map(Timestamp::from_unix_millis),
         error: row.get(9)?,
+        committed_at: row
+            .get::<_, Option<i64>>(10)?
+            .map(Timestamp::from_unix_millis),
     })
 }

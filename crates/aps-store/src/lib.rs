@@ -33,7 +33,9 @@
 mod error;
 pub mod instances;
 pub mod journal;
+pub mod kept;
 mod migrate;
+pub mod pool;
 pub mod packages;
 pub mod servers;
 pub mod sites;
@@ -51,6 +53,8 @@ pub use instances::{
     NewInstance, NewSystemChange, OwnerScope, PackageKey, Setting, SettingUse, SettingValuesQuery,
     SystemChange,
 };
+pub use pool::{PooledStore, StorePool};
+pub use kept::{KeptDatabase, KeptDatabases};
 pub use journal::{Journal, NewOperation, Operation, OperationId, Outcome, Step, StepState};
 pub use packages::{Package, PackageSummary, Packages};
 pub use servers::{DbKind, DbServer, DbServers};
@@ -99,13 +103,26 @@ impl Store {
                 source,
             }),
         };
+        let store = Self::connect(path)?;
+        migrate::migrate(&store.conn, migrate::MIGRATIONS, path).map_err(open_error)?;
+        Ok(store)
+    }
+
+    /// Opens one more connection to a store that [`Store::open`] already created and migrated.
+    pub(crate) fn connect(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |failure: Failure| match failure {
+            Failure::Store(e) => e,
+            Failure::Sqlite(source) => StoreError::new(Repr::Open {
+                path: path.to_owned(),
+                source,
+            }),
+        };
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| open_error(e.into()))?;
         configure(&conn, path).map_err(open_error)?;
-        migrate::migrate(&conn, migrate::MIGRATIONS, path).map_err(open_error)?;
         Ok(Self {
             conn,
             path: path.to_owned(),
@@ -135,6 +152,11 @@ impl Store {
     /// Application instances and everything recorded about them.
     pub fn instances(&self) -> Instances<'_> {
         Instances::new(self)
+    }
+
+    /// Databases kept after their instance was removed.
+    pub fn kept_databases(&self) -> KeptDatabases<'_> {
+        KeptDatabases::new(self)
     }
 
     /// The operation journal (REFERENCE §8.0, D13).

@@ -24,7 +24,7 @@ use crate::error::{Failure, Repr};
 use crate::{Tx, TxBehavior};
 
 /// Every schema change in order; entry `i` takes the database from `user_version` `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Version 1: packages, sites, database servers, instances and their records, the journal.
 ///
@@ -152,6 +152,33 @@ CREATE TABLE operation_steps (
     state     TEXT NOT NULL,
     PRIMARY KEY (op, seq)
 ) STRICT;
+";
+
+/// Version 2: commit points of operations, and databases kept after their instance was removed.
+///
+/// `operation_steps` rows are now changes (see the journal's doc): their `state` may also be
+/// `failed` (the act reported failure), and `undo_json` holds the change made. `committed_at`
+/// is set when an operation passes its commit point (after it, `recover` rolls forward).
+/// `kept_databases` keeps the connection values of databases that `remove --keep-databases`
+/// left on their server (the password sealed by the caller), so they can be listed and dropped.
+const V2: &str = r"
+ALTER TABLE operations ADD COLUMN committed_at INTEGER;
+
+CREATE TABLE kept_databases (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance  TEXT NOT NULL,
+    site      TEXT NOT NULL,
+    db_id     TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    server    TEXT REFERENCES db_servers (name),
+    name      TEXT NOT NULL,
+    login     TEXT NOT NULL,
+    password  TEXT NOT NULL,
+    host      TEXT NOT NULL,
+    port      INTEGER,
+    kept_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX kept_databases_by_server ON kept_databases (server);
 ";
 
 /// Brings the database on `conn` up to `migrations.len()`; `path` is for error messages.

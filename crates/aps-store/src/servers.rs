@@ -127,9 +127,10 @@ impl<'s> DbServers<'s> {
                 "SELECT DISTINCT instance FROM instance_databases WHERE server = ?1 \
                  ORDER BY instance",
             )?;
-            let users = stmt
+            let mut users = stmt
                 .query_map([name], |row| row.get(0))?
                 .collect::<Result<Vec<String>, _>>()?;
+            users.extend(crate::kept::on_server(c, name)?);
             if !users.is_empty() {
                 return Err(StoreError::in_use(object(), users).into());
             }
