@@ -9,9 +9,11 @@ mod db_common;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use aps_host::db::{DatabaseServer, DbError, DbErrorKind, DbSpec, ServerConfig, ServerType};
+use aps_host::db::{
+    DatabaseServer, DbError, DbErrorKind, DbSpec, Owner, Ownership, Proof, ServerConfig, ServerType,
+};
 use aps_host::names::{self, NameParts};
-use db_common::{Cleanup, Client, LifecycleNames, OWN_MARK};
+use db_common::{Cleanup, Client, LifecycleNames, OWN_MARK, Stranger};
 
 const KIND: ServerType = ServerType::Mysql;
 
@@ -72,6 +74,33 @@ impl MysqlClient {
     }
 }
 
+impl MysqlClient {
+    /// Runs `sql` as the administrator; panics on failure.
+    fn admin(&self, sql: &str) -> String {
+        let password = self.config.admin_password.expose();
+        self.try_run(&self.config.admin_user, password, "mysql", sql)
+            .unwrap_or_else(|e| panic!("test client failed as the administrator: {e}"))
+    }
+}
+
+/// A MySQL string literal for the test's own SQL (names here are plain).
+fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl Stranger for MysqlClient {
+    fn create_database(&self, name: &str) {
+        self.admin(&format!("CREATE DATABASE `{}`;", name.replace('`', "``")));
+    }
+
+    fn create_login(&self, login: &str) {
+        self.admin(&format!(
+            "CREATE USER {}@'%' IDENTIFIED BY 'a stranger''s password';",
+            quoted(login)
+        ));
+    }
+}
+
 impl Client for MysqlClient {
     fn run(&self, spec: &DbSpec, sql: &str) -> String {
         self.try_run(&spec.login, spec.password.expose(), &spec.name, sql)
@@ -114,6 +143,7 @@ fn names_for(base: &str, server: &dyn DatabaseServer) -> LifecycleNames {
         login: names::derive_name(base, id, limits.login.expect("login limit"))
             .expect("derive_name"),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     LifecycleNames {
         first: spec(&db_common::unique_id()),
@@ -141,6 +171,7 @@ fn hostile_names_and_password_work_and_never_reach_argv() {
         name: format!("d'\"\\`%_ {n}{id}"),
         login: format!("u'\"\\`%{n}{}", &id[id.len() - 6..]),
         password: aps_host::db::Secret::new(format!("p'\"\\` #;:=$(id) {n}{id}")),
+        marker: db_common::marker(),
     };
     let names = LifecycleNames {
         first: hostile("1"),
@@ -223,6 +254,7 @@ fn colliding_derived_names_get_a_counter() {
             name: name.clone(),
             login: name.clone(),
             password: names::generate_password(),
+            marker: db_common::marker(),
         };
         server.create_database(&spec).unwrap();
         server.check_login(&spec).unwrap();
@@ -245,6 +277,7 @@ fn names_at_the_limits_work_and_longer_ones_are_refused() {
         name: names::derive_name(&base, &id, limits.database).unwrap(),
         login: names::derive_name(&base, &id, limits.login.unwrap()).unwrap(),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     assert_eq!(spec.name.len(), 32);
     assert_eq!(spec.login.len(), limits.login.unwrap());
@@ -258,6 +291,7 @@ fn names_at_the_limits_work_and_longer_ones_are_refused() {
         name: format!("f{id}").repeat(10)[..64].to_owned(),
         login: format!("f{}", &id[id.len() - 8..]),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     assert!(!full.name.contains('_'));
     cleanup.database(&full.name);
@@ -269,6 +303,7 @@ fn names_at_the_limits_work_and_longer_ones_are_refused() {
         name: format!("{}y", full.name),
         login: format!("o{id}"),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     cleanup.database(&too_long.name);
     cleanup.login(&too_long.login);
@@ -296,6 +331,7 @@ fn names_at_the_limits_work_and_longer_ones_are_refused() {
         name: format!("o{id}"),
         login: "l".repeat(limits.login.unwrap() + 1),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     cleanup.database(&too_long_login.name);
     cleanup.login(&too_long_login.login);
@@ -318,11 +354,13 @@ fn a_login_reaches_only_its_own_database_not_lookalikes() {
         name: format!("look_{id}"),
         login: format!("l_{}", &id[id.len() - 8..]),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     let lookalike = DbSpec {
         name: format!("lookX{id}"),
         login: format!("m_{}", &id[id.len() - 8..]),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     for s in [&spec, &lookalike] {
         cleanup.database(&s.name);
@@ -380,6 +418,7 @@ fn dump_and_load_of_missing_things_fail_clearly() {
         name: missing.clone(),
         login: missing,
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     let err = server
         .load(&spec, &db_common::path_in(&dir, "no-such-dump"))
@@ -404,6 +443,7 @@ fn version_is_reported_raw_and_comparable() {
         name: "n".into(),
         login: "l".into(),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     let values = server.connection_values(&spec);
     assert_eq!((values.name.as_str(), values.login.as_str()), ("n", "l"));
@@ -423,4 +463,66 @@ fn an_unreachable_server_is_an_error_not_a_hang() {
     let config = db_common::server_config(KIND);
     let admin_password = config.admin_password.expose().to_owned();
     assert!(!err.to_string().contains(&admin_password));
+}
+
+/// Issue 7 (B9): a database or login another owner made under apsctl's chosen name is refused
+/// and reads as foreign, so an undo never drops it.
+#[test]
+fn issue_7_a_strangers_database_or_login_is_refused_and_foreign() {
+    let server = db_common::open_server(KIND);
+    let names = names_for("stranger", server.as_ref());
+    db_common::foreign_names_are_refused_and_never_ours(
+        server.as_ref(),
+        &MysqlClient::new(),
+        &names.first,
+        &names.second,
+    );
+}
+
+/// Issue 7: on MariaDB ≥ 10.5 the database carries the marker as its schema comment, and the
+/// login is proven by its password.
+#[test]
+fn issue_7_creation_proves_database_and_login_ours() {
+    let server = db_common::open_server(KIND);
+    let version = server.version().unwrap();
+    assert!(
+        version.product == "MariaDB" && version.at_least(&[10, 5]),
+        "these tests expect MariaDB 10.5 or later (schema comments), got {version:?}"
+    );
+    let spec = names_for("proof", server.as_ref()).first;
+    db_common::creation_leaves_proofs(
+        server.as_ref(),
+        &spec,
+        Ownership {
+            database: Owner::Ours(Proof::SchemaComment),
+            login: Owner::Ours(Proof::Password),
+        },
+    );
+}
+
+/// Issue 7: the comment is really on the server, seen by the test's own client, and a login of
+/// ours with a changed password is no longer provably ours.
+#[test]
+fn issue_7_the_schema_comment_is_the_marker() {
+    let server = db_common::open_server(KIND);
+    let client = MysqlClient::new();
+    let mut cleanup = Cleanup::new(server.as_ref());
+    let spec = names_for("comment", server.as_ref()).first;
+    cleanup.database(&spec.name);
+    cleanup.login(&spec.login);
+    server.create_database(&spec).unwrap();
+    let comment = client.admin(&format!(
+        "SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {};",
+        quoted(&spec.name)
+    ));
+    assert_eq!(comment.trim_end(), spec.marker);
+
+    for host in ["localhost", "127.0.0.1"] {
+        client.admin(&format!(
+            "SET PASSWORD FOR {}@{} = PASSWORD('changed by someone');",
+            quoted(&spec.login),
+            quoted(host)
+        ));
+    }
+    assert_eq!(server.ownership(&spec).unwrap().login, Owner::Foreign);
 }

@@ -9,10 +9,11 @@ mod db_common;
 use std::process::{Command, Stdio};
 
 use aps_host::db::{
-    DatabaseServer, DbError, DbErrorKind, DbSpec, Secret, ServerConfig, ServerType,
+    DatabaseServer, DbError, DbErrorKind, DbSpec, Owner, Ownership, Proof, Secret, ServerConfig,
+    ServerType,
 };
 use aps_host::names::{self, NameParts};
-use db_common::{Cleanup, Client, LifecycleNames, OWN_MARK};
+use db_common::{Cleanup, Client, LifecycleNames, OWN_MARK, Stranger};
 
 const KIND: ServerType = ServerType::Postgresql;
 
@@ -79,6 +80,38 @@ impl PgClient {
     }
 }
 
+impl PgClient {
+    /// Runs `sql` as the administrator on the maintenance database; panics on failure.
+    fn admin(&self, sql: &str) -> String {
+        let password = self.config.admin_password.expose();
+        self.try_run(&self.config.admin_user, password, "postgres", sql)
+            .unwrap_or_else(|e| panic!("test client failed as the administrator: {e}"))
+    }
+}
+
+/// A PostgreSQL identifier for the test's own SQL.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A PostgreSQL string literal for the test's own SQL (names here have no backslash).
+fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+impl Stranger for PgClient {
+    fn create_database(&self, name: &str) {
+        self.admin(&format!("CREATE DATABASE {};", ident(name)));
+    }
+
+    fn create_login(&self, login: &str) {
+        self.admin(&format!(
+            "CREATE ROLE {} LOGIN PASSWORD 'a stranger''s password';",
+            ident(login)
+        ));
+    }
+}
+
 impl Client for PgClient {
     fn run(&self, spec: &DbSpec, sql: &str) -> String {
         self.try_run(&spec.login, spec.password.expose(), &spec.name, sql)
@@ -121,6 +154,7 @@ fn names_for(base: &str, server: &dyn DatabaseServer) -> LifecycleNames {
         login: names::derive_name(base, id, limits.login.expect("login limit"))
             .expect("derive_name"),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     LifecycleNames {
         first: spec(&db_common::unique_id()),
@@ -148,6 +182,7 @@ fn hostile_names_and_password_work_and_never_reach_argv() {
         name: format!("d'\"\\`%_ ={n}{id}"),
         login: format!("u'\"\\`:{n}{id}"),
         password: Secret::new(format!("p'\"\\` #;:=*$(id) {n}{id}")),
+        marker: db_common::marker(),
     };
     let names = LifecycleNames {
         first: hostile("1"),
@@ -218,6 +253,7 @@ fn colliding_derived_names_get_a_counter() {
             name: name.clone(),
             login: name.clone(),
             password: names::generate_password(),
+            marker: db_common::marker(),
         };
         server.create_database(&spec).unwrap();
         server.check_login(&spec).unwrap();
@@ -240,6 +276,7 @@ fn names_at_the_limit_work_and_longer_ones_are_refused() {
         name: names::derive_name(&base, &id, 63).unwrap(),
         login: names::derive_name(&format!("l{base}"), &id, 63).unwrap(),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     assert_eq!(spec.name.len(), 63);
     cleanup.database(&spec.name);
@@ -251,6 +288,7 @@ fn names_at_the_limit_work_and_longer_ones_are_refused() {
         name: format!("{}y", spec.name),
         login: format!("o{id}"),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     cleanup.database(&too_long.name);
     cleanup.login(&too_long.login);
@@ -337,6 +375,7 @@ fn dump_and_load_of_missing_things_fail_clearly() {
         name: missing.clone(),
         login: missing,
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     let err = server
         .load(&spec, &db_common::path_in(&dir, "no-such-dump"))
@@ -394,6 +433,7 @@ fn version_is_reported_raw_and_comparable() {
         name: "n".into(),
         login: "l".into(),
         password: names::generate_password(),
+        marker: db_common::marker(),
     };
     let values = server.connection_values(&spec);
     assert_eq!(values.host, db_common::server_config(KIND).host);
@@ -410,4 +450,67 @@ fn an_unreachable_server_is_an_error_not_a_hang() {
     let server = aps_host::db::open(config).unwrap();
     let err = server.version().unwrap_err();
     assert!(matches!(err, DbError::ClientFailed { .. }), "{err}");
+}
+
+/// Issue 7 (B9): a database or login another owner made under apsctl's chosen name is refused
+/// and reads as foreign, so an undo never drops it.
+#[test]
+fn issue_7_a_strangers_database_or_login_is_refused_and_foreign() {
+    let server = db_common::open_server(KIND);
+    let names = names_for("stranger", server.as_ref());
+    db_common::foreign_names_are_refused_and_never_ours(
+        server.as_ref(),
+        &PgClient::new(),
+        &names.first,
+        &names.second,
+    );
+}
+
+/// Issue 7: the role carries the marker as its comment, and the database is owned by that role.
+#[test]
+fn issue_7_creation_proves_database_and_login_ours() {
+    let server = db_common::open_server(KIND);
+    let spec = names_for("proof", server.as_ref()).first;
+    db_common::creation_leaves_proofs(
+        server.as_ref(),
+        &spec,
+        Ownership {
+            database: Owner::Ours(Proof::OwnerRole),
+            login: Owner::Ours(Proof::RoleComment),
+        },
+    );
+}
+
+/// Issue 7: the comment is really on the role, seen by the test's own client; a database of our
+/// name owned by another role is foreign even when our role exists.
+#[test]
+fn issue_7_the_role_comment_is_the_marker_and_the_owner_proves_the_database() {
+    let server = db_common::open_server(KIND);
+    let client = PgClient::new();
+    let mut cleanup = Cleanup::new(server.as_ref());
+    let names = names_for("comment", server.as_ref());
+    let spec = &names.first;
+    cleanup.database(&spec.name);
+    cleanup.login(&spec.login);
+    server.create_database(spec).unwrap();
+    let comment = client.admin(&format!(
+        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = {};",
+        literal(&spec.login)
+    ));
+    assert_eq!(comment.trim_end(), spec.marker);
+
+    // Our role, someone else's database of the name: the database is not ours.
+    let theirs = DbSpec {
+        name: names.second.name.clone(),
+        ..spec.clone()
+    };
+    cleanup.database(&theirs.name);
+    client.create_database(&theirs.name);
+    assert_eq!(
+        server.ownership(&theirs).unwrap(),
+        Ownership {
+            database: Owner::Foreign,
+            login: Owner::Ours(Proof::RoleComment),
+        }
+    );
 }

@@ -1,10 +1,20 @@
 //! `SQLite` "server": database files in a private directory, dumped with the online backup API.
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+#[expect(
+    dead_code,
+    reason = "SQLite uses only the shared proof checks, not the client-server helpers"
+)]
+mod db_common;
 
-use aps_host::db::{self, DatabaseServer, DbError, DbErrorKind, DbSpec, Secret, ServerConfig};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use aps_host::db::{
+    self, DatabaseServer, DbError, DbErrorKind, DbSpec, Owner, Ownership, Proof, Secret,
+    ServerConfig,
+};
 use aps_host::names::{self, NameParts};
+use db_common::Stranger;
 use rusqlite::Connection;
 
 fn server(dir: &Path) -> Box<dyn DatabaseServer> {
@@ -16,6 +26,7 @@ fn spec(name: &str) -> DbSpec {
         name: name.to_owned(),
         login: String::new(),
         password: Secret::default(),
+        marker: db_common::marker(),
     }
 }
 
@@ -214,20 +225,6 @@ fn names_that_are_not_plain_file_names_or_too_long_are_refused() {
 }
 
 #[test]
-fn drop_leaves_files_it_does_not_know_and_says_so() {
-    let tmp = tempfile::tempdir().unwrap();
-    let server = server(tmp.path());
-    let db = spec("mine_1");
-    server.create_database(&db).unwrap();
-    let file = server.connection_values(&db).name;
-    let stranger = Path::new(&file).parent().unwrap().join("notes.txt");
-    fs_err::write(&stranger, "keep me").unwrap();
-    let err = server.drop_database(&db.name).unwrap_err();
-    assert!(matches!(err, DbError::Io { .. }), "{err}");
-    assert!(stranger.exists());
-}
-
-#[test]
 fn loading_something_that_is_not_a_database_fails_and_keeps_the_target() {
     let tmp = tempfile::tempdir().unwrap();
     let server = server(tmp.path());
@@ -253,4 +250,153 @@ fn version_is_the_library_version_and_config_is_checked() {
     assert!(version.at_least(&[3, 8]));
     let err = db::open(ServerConfig::sqlite("relative")).err().unwrap();
     assert_eq!(err.kind(), DbErrorKind::InvalidInput);
+}
+
+/// Another owner's database: a folder with a database file, made without apsctl.
+struct SqliteStranger {
+    databases: PathBuf,
+}
+
+impl Stranger for SqliteStranger {
+    fn create_database(&self, name: &str) {
+        let dir = self.databases.join(name);
+        fs_err::create_dir_all(&dir).expect("create the stranger's folder");
+        Connection::open(dir.join(format!("{name}.sqlite")))
+            .and_then(|conn| conn.execute_batch("CREATE TABLE theirs (a INTEGER);"))
+            .expect("create the stranger's database");
+    }
+
+    fn create_login(&self, _login: &str) {
+        unreachable!("SQLite has no logins");
+    }
+}
+
+/// Issue 7 (C12): a folder someone else made under apsctl's chosen name is refused and reads
+/// as foreign, so an undo never drops it.
+#[test]
+fn issue_7_a_strangers_database_folder_is_refused_and_foreign() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let stranger = SqliteStranger {
+        databases: tmp.path().join("databases"),
+    };
+    db_common::foreign_names_are_refused_and_never_ours(
+        server.as_ref(),
+        &stranger,
+        &spec("stranger_1"),
+        &spec("stranger_2"),
+    );
+}
+
+/// Issue 7: the folder carries the marker in `.apsctl-owner` (mode 0600), which proves it ours.
+#[test]
+fn issue_7_creation_proves_the_folder_ours() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let db = spec("proof_1");
+    db_common::creation_leaves_proofs(
+        server.as_ref(),
+        &db,
+        Ownership {
+            database: Owner::Ours(Proof::MarkerFile),
+            login: Owner::Absent,
+        },
+    );
+    server.create_database(&db).unwrap();
+    let marker_file = tmp.path().join("databases/proof_1/.apsctl-owner");
+    assert_eq!(fs_err::read_to_string(&marker_file).unwrap(), db.marker);
+    let mode = fs_err::metadata(&marker_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+/// Issue 7: a marker reached through a link, or a link in place of the folder, proves nothing.
+#[test]
+fn issue_7_markers_behind_links_are_not_proofs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let databases = tmp.path().join("databases");
+    let db = spec("linked_1");
+    server.create_database(&db).unwrap();
+    let outside = tmp.path().join("outside");
+    fs_err::create_dir(&outside).unwrap();
+    fs_err::write(outside.join("marker"), &db.marker).unwrap();
+    let marker_file = databases.join("linked_1/.apsctl-owner");
+    fs_err::remove_file(&marker_file).unwrap();
+    std::os::unix::fs::symlink(outside.join("marker"), &marker_file).unwrap();
+    assert_eq!(server.ownership(&db).unwrap().database, Owner::Foreign);
+    fs_err::remove_file(&marker_file).unwrap();
+    assert_eq!(server.ownership(&db).unwrap().database, Owner::Foreign);
+
+    // The whole folder a link to a copy that holds the marker.
+    let copy = outside.join("linked_2");
+    fs_err::create_dir(&copy).unwrap();
+    let other = spec("linked_2");
+    fs_err::write(copy.join(".apsctl-owner"), &other.marker).unwrap();
+    std::os::unix::fs::symlink(&copy, databases.join("linked_2")).unwrap();
+    assert_eq!(server.ownership(&other).unwrap().database, Owner::Foreign);
+}
+
+/// Issue 7 (item 5): the folder is the site user's, so a drop removes everything in it (the
+/// application's `-wal`/`-journal` files, a tenant's notes, sub-folders) without following
+/// the links planted there.
+#[test]
+fn issue_7_drop_removes_the_whole_folder_without_following_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(tmp.path());
+    let db = spec("full_1");
+    server.create_database(&db).unwrap();
+    let file = PathBuf::from(server.connection_values(&db).name);
+    let folder = file.parent().unwrap().to_owned();
+    let outside = tmp.path().join("outside");
+    fs_err::create_dir(&outside).unwrap();
+    fs_err::write(outside.join("precious.txt"), "keep me").unwrap();
+    fs_err::write(outside.join("inner.txt"), "keep me too").unwrap();
+
+    fs_err::write(folder.join("notes.txt"), "a tenant's file").unwrap();
+    fs_err::write(folder.join("full_1.sqlite-wal"), "wal").unwrap();
+    fs_err::write(folder.join("full_1.sqlite-journal"), "journal").unwrap();
+    fs_err::create_dir(folder.join("cache")).unwrap();
+    fs_err::write(folder.join("cache/entry"), "cached").unwrap();
+    std::os::unix::fs::symlink(outside.join("precious.txt"), folder.join("link-to-file")).unwrap();
+    std::os::unix::fs::symlink(&outside, folder.join("cache/link-to-folder")).unwrap();
+
+    assert!(server.drop_database(&db.name).unwrap());
+    assert!(!folder.exists(), "the folder and everything in it are gone");
+    assert!(!server.database_exists(&db.name).unwrap());
+    assert_eq!(
+        fs_err::read_to_string(outside.join("precious.txt")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(
+        fs_err::read_to_string(outside.join("inner.txt")).unwrap(),
+        "keep me too"
+    );
+}
+
+/// Issue 7 (item 5): a drop that cannot finish says which file stopped it and why.
+#[test]
+fn issue_7_a_failed_drop_names_its_cause() {
+    // The target dir is on a real disk file system, which keeps the immutable flag.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let server = server(tmp.path());
+    let db = spec("stuck_1");
+    server.create_database(&db).unwrap();
+    let folder = PathBuf::from(server.connection_values(&db).name)
+        .parent()
+        .unwrap()
+        .to_owned();
+    fs_err::create_dir(folder.join("sub")).unwrap();
+    let stuck = folder.join("sub/stuck");
+    let file = fs_err::File::create(&stuck).unwrap();
+    let immutable = |flags| rustix::fs::ioctl_setflags(&file, flags);
+    immutable(rustix::fs::IFlags::IMMUTABLE)
+        .expect("set the immutable flag (needs root and a file system that has it)");
+
+    let err = server.drop_database(&db.name).unwrap_err();
+    immutable(rustix::fs::IFlags::empty()).unwrap();
+    let text = err.to_string();
+    assert!(text.contains("SQLite database `stuck_1`"), "{text}");
+    assert!(text.contains(&stuck.display().to_string()), "{text}");
+    assert!(text.contains("Operation not permitted"), "{text}");
+    assert!(server.drop_database(&db.name).unwrap());
 }

@@ -45,6 +45,7 @@ pub(crate) fn create(
         aps_host::db::Secret::default()
     };
     let spec = DbSpec {
+        marker: format!("apsctl:{name}:{}", generate_password().expose()),
         name: name.clone(),
         login: login.clone(),
         password,

@@ -281,6 +281,19 @@ pub(super) fn count(program: &Path, action: &str, stdout: &[u8]) -> Result<u64, 
         })
 }
 
+/// Decodes the hexadecimal text a query printed (`HEX(…)`, `encode(…, 'hex')`) as UTF-8, so that
+/// values with tabs, line breaks or `|` survive the clients' plain output formats.
+pub(super) fn decode_hex(hex: &str) -> Option<String> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
 /// Opens `out` for a dump: created or truncated, mode 0600.
 pub(super) fn create_dump_file(out: &Path) -> Result<std::fs::File, DbError> {
     use fs_err::os::unix::fs::OpenOptionsExt as _;
@@ -387,6 +400,19 @@ mod tests {
         let mut keys: Vec<&str> = out.lines().filter_map(|l| l.split('=').next()).collect();
         keys.sort_unstable();
         assert_eq!(keys, ["LC_ALL", "PATH", "PGPASSFILE"]);
+    }
+
+    #[test]
+    fn hex_decodes_in_either_case() {
+        assert_eq!(
+            decode_hex("6C6F63616C686F7374").as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(decode_hex("617c0a62").as_deref(), Some("a|\nb"));
+        assert_eq!(decode_hex("").as_deref(), Some(""));
+        assert_eq!(decode_hex("2"), None);
+        assert_eq!(decode_hex("ZZ"), None);
+        assert_eq!(decode_hex("ff"), None, "not UTF-8");
     }
 
     #[test]

@@ -15,6 +15,24 @@
 //! - a dump is loaded as the instance's own login, with the client's sandbox (`MySQL`) or through
 //!   `pg_restore` (`PostgreSQL`), so a tampered backup cannot reach other databases or the shell.
 //!
+//! Second decision: what [`DatabaseServer::create_database`] makes carries a proof of its
+//! creator, so that an undo or a crash recovery never drops a database or login that appeared
+//! under the same name from someone else (between the existence check and the creation, or
+//! while apsctl was down). The proof is the caller's [`DbSpec::marker`], unique per operation
+//! and resource, or a secret only the creator knows, and it is laid down atomically with the
+//! resource wherever the server allows:
+//! - `MariaDB` ≥ 10.5: the database's schema comment is the marker (`CREATE DATABASE … COMMENT`);
+//! - `MySQL`/`MariaDB` logins: the generated password (a login is ours when it authenticates
+//!   with [`DbSpec::password`]);
+//! - `PostgreSQL`: the role's comment is the marker (`COMMENT ON ROLE` in the `CREATE ROLE`
+//!   transaction), and a database is ours when its owner is that role;
+//! - `SQLite`: the database folder, made without `-p`, holds a `.apsctl-owner` file with the
+//!   marker, written before the database file.
+//!
+//! [`DatabaseServer::ownership`] reads the proofs back as an [`Ownership`]; [`Owner::may_drop`]
+//! is the rule an undo follows. Between the two halves of every creation sits the fault point
+//! `db-create` ([`aps_failpoint`]), so tests can fail or crash a creation half-way.
+//!
 //! All child processes are started by one function in the private `client` module.
 //!
 //! Known gaps: no TLS options for remote servers; `MySQL` accounts get the host parts in
@@ -22,8 +40,11 @@
 //! otherwise) and nothing finer; the `SQLite` version reported is apsctl's bundled library, not the
 //! one inside the site's PHP; `drop_database` on `MySQL` leaves the login's grant on that name
 //! until `drop_login` (callers drop both, §8.10); the `MySQL` existence check compares names
-//! case-insensitively (conservative for create). The `db::` clients do not yet go through
-//! [`crate::env::Env`]; `client::client_command` is the one place to switch.
+//! case-insensitively (conservative for create). `MySQL` and `MariaDB` before 10.5 have no schema
+//! comments, so their databases carry no proof ([`Owner::Unknown`]): a database left by a creation
+//! that crashed before the journal recorded it complete is never dropped, and leaks. The `db::`
+//! clients do not yet go through [`crate::env::Env`]; `client::client_command` is the one place to
+//! switch.
 
 mod client;
 mod mysql;
@@ -172,15 +193,91 @@ impl ServerConfig {
     }
 }
 
-/// A database to create: its name, the login that owns it, and that login's password.
+/// A database to create: its name, the login that owns it, that login's password, and the
+/// marker that proves who created them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbSpec {
     /// Database name (see [`crate::names`]). For `SQLite`, the name of the file's directory.
     pub name: String,
     /// Login that gets full privileges on this database only (empty for `SQLite`).
     pub login: String,
-    /// The login's password (empty for `SQLite`).
+    /// The login's password (empty for `SQLite`). For `MySQL` it is also the proof that the
+    /// login is ours, so it must be generated per creation and never reused.
     pub password: Secret,
+    /// The proof of creator, left on what [`DatabaseServer::create_database`] makes (see the
+    /// module doc). An opaque token the caller makes unique per operation and resource, e.g.
+    /// `apsctl:op12:3f9c…`: 1 to [`MARKER_LIMIT`] visible ASCII characters (`!` to `~`) without
+    /// quotes (`'`, `"`, `` ` ``) or backslashes. Not a secret.
+    pub marker: String,
+}
+
+/// Longest [`DbSpec::marker`], in bytes (well below `MariaDB`'s 1024-character schema comments).
+pub const MARKER_LIMIT: usize = 200;
+
+/// Whether a resource of a [`DbSpec`] exists and who made it, as far as its proof tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Nothing of that name exists.
+    Absent,
+    /// It exists and carries the spec's proof: the creation that holds the marker made it.
+    Ours(Proof),
+    /// It exists without the spec's proof: another owner's, never to be dropped.
+    Foreign,
+    /// It exists, but this server cannot carry a proof for it (a database on `MySQL`, or on
+    /// `MariaDB` before 10.5): only the journal can tell.
+    Unknown,
+}
+
+/// What showed a resource to be [`Owner::Ours`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// `MariaDB` ≥ 10.5: the database's schema comment is the marker.
+    SchemaComment,
+    /// `MySQL`/`MariaDB`: the login authenticates with the spec's password.
+    Password,
+    /// `PostgreSQL`: the role's comment is the marker.
+    RoleComment,
+    /// `PostgreSQL`: the database is owned by the spec's role, which carries the marker.
+    OwnerRole,
+    /// `SQLite`: the database folder's `.apsctl-owner` file holds the marker.
+    MarkerFile,
+}
+
+/// How far the journal saw a creation get, for [`Owner::may_drop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creation {
+    /// `create_database` returned `Ok` and the journal recorded it.
+    Completed,
+    /// The creation failed, or the process died before the journal recorded its end.
+    Unfinished,
+}
+
+impl Owner {
+    /// Whether the resource is proven ours.
+    pub fn is_ours(self) -> bool {
+        matches!(self, Self::Ours(_))
+    }
+
+    /// Whether an undo may drop the resource: when it is proven ours, or when it cannot carry a
+    /// proof and the journal recorded the creation as completed. Never a foreign resource, and
+    /// never an unprovable one after a creation that failed (the name may have appeared from
+    /// another owner between the existence check and the creation).
+    pub fn may_drop(self, creation: Creation) -> bool {
+        match self {
+            Self::Ours(_) => true,
+            Self::Unknown => creation == Creation::Completed,
+            Self::Absent | Self::Foreign => false,
+        }
+    }
+}
+
+/// What [`DatabaseServer::ownership`] found for the database and for the login of a spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ownership {
+    /// The database [`DbSpec::name`].
+    pub database: Owner,
+    /// The login [`DbSpec::login`]; always [`Owner::Absent`] for `SQLite` (no logins).
+    pub login: Owner,
 }
 
 /// A server's version as reported and in comparable form.
@@ -392,6 +489,21 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A folder operation on the `SQLite` databases failed; the message carries the cause, since
+    /// callers often show only the top message.
+    #[error("could not {action}: {cause}")]
+    Folder {
+        /// What was being done, naming the database.
+        action: String,
+        /// The cause as text: the folder operation, its path and the system's reason.
+        cause: String,
+        /// The cause.
+        #[source]
+        source: crate::safedir::SafeDirError,
+    },
+    /// A test fault point stopped the operation (test builds only).
+    #[error(transparent)]
+    Fault(#[from] aps_failpoint::Injected),
     /// A name could not be derived.
     #[error("could not derive a database or login name")]
     Name(#[from] NameError),
@@ -414,7 +526,18 @@ impl DbError {
             | Self::ClientFailed { .. }
             | Self::UnexpectedOutput { .. }
             | Self::Io { .. }
-            | Self::Sqlite { .. } => DbErrorKind::Failed,
+            | Self::Sqlite { .. }
+            | Self::Folder { .. }
+            | Self::Fault(_) => DbErrorKind::Failed,
+        }
+    }
+
+    /// A [`Self::Folder`] error for `action`, keeping the folder error's reason in the message.
+    pub(crate) fn folder(action: String, source: crate::safedir::SafeDirError) -> Self {
+        Self::Folder {
+            action,
+            cause: format!("{source}: {}", source.source),
+            source,
         }
     }
 }
@@ -422,7 +545,8 @@ impl DbError {
 /// One database server apsctl may create databases and logins on.
 ///
 /// Methods that take a `name` or `login` expect the exact name (not a pattern). "Drop if it
-/// exists and is ours" is the caller's decision: the `drop_*` methods drop whatever has that name.
+/// exists and is ours" is the caller's decision, taken with [`Self::ownership`]: the `drop_*`
+/// methods drop whatever has that name.
 pub trait DatabaseServer: Send + Sync {
     /// The server type.
     fn kind(&self) -> ServerType;
@@ -441,14 +565,22 @@ pub trait DatabaseServer: Send + Sync {
     fn login_exists(&self, login: &str) -> Result<bool, DbError>;
 
     /// Creates the database and its login, the login getting full privileges on this database
-    /// only. Fails with [`DbError::DatabaseExists`] or [`DbError::LoginExists`] when either is
-    /// already there; on any failure, whatever this call created is removed again.
+    /// only, and leaves the proof of [`DbSpec::marker`] on them (see the module doc). Fails with
+    /// [`DbError::DatabaseExists`] or [`DbError::LoginExists`] when either is already there; on
+    /// any failure, whatever this call created is removed again (and only that). Passes the
+    /// fault point `db-create` between its two halves; a crash there leaves the first half.
     fn create_database(&self, spec: &DbSpec) -> Result<(), DbError>;
+
+    /// Whether the database and the login of `spec` exist and carry `spec`'s proof, each on its
+    /// own: [`Owner::Ours`] only with the proof, [`Owner::Foreign`] when something of that name
+    /// exists without it, [`Owner::Unknown`] where the server cannot carry one. Changes nothing.
+    fn ownership(&self, spec: &DbSpec) -> Result<Ownership, DbError>;
 
     /// Connects as the spec's login to its database and runs a trivial query (§8.3 step 6).
     fn check_login(&self, spec: &DbSpec) -> Result<(), DbError>;
 
-    /// Drops the database; `Ok(false)` when there was none.
+    /// Drops the database (`SQLite`: its folder with everything in it, no link followed);
+    /// `Ok(false)` when there was none.
     fn drop_database(&self, name: &str) -> Result<bool, DbError>;
 
     /// Drops the login (for `MySQL`: every host part of it); `Ok(false)` when there was none.
@@ -518,6 +650,34 @@ fn check_common(server: ServerType, what: &'static str, value: &str) -> Result<(
         what,
         value: value.to_owned(),
         reason: reason.to_owned(),
+    })
+}
+
+/// Checks a [`DbSpec::marker`]: 1 to [`MARKER_LIMIT`] visible ASCII characters, no quotes or
+/// backslashes (it is quoted anyway; the rule keeps it the same in every server's catalogue).
+fn check_marker(server: ServerType, marker: &str) -> Result<(), DbError> {
+    let reason = if marker.is_empty() {
+        "it is empty".to_owned()
+    } else if marker.len() > MARKER_LIMIT {
+        format!(
+            "it is {} bytes long, the limit is {MARKER_LIMIT}",
+            marker.len()
+        )
+    } else if let Some(c) = marker.chars().find(|c| !c.is_ascii_graphic()) {
+        format!("it contains {c:?}, which is not visible ASCII")
+    } else if let Some(c) = marker
+        .chars()
+        .find(|c| matches!(c, '\'' | '"' | '`' | '\\'))
+    {
+        format!("it contains `{c}`; quotes and backslashes are not allowed")
+    } else {
+        return Ok(());
+    };
+    Err(DbError::InvalidName {
+        server,
+        what: "marker",
+        value: marker.escape_default().to_string(),
+        reason,
     })
 }
 
@@ -594,6 +754,7 @@ mod tests {
             name: "n".into(),
             login: "l".into(),
             password: Secret::new("hunter2"),
+            marker: "apsctl:op1:ab".into(),
         };
         let shown = format!("{spec:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
@@ -614,6 +775,54 @@ mod tests {
         assert_eq!(ServerVersion::parse("16beta1", "PostgreSQL").number, "16");
         assert_eq!(ServerVersion::parse("5.7.", "MySQL").number, "5.7");
         assert_eq!(ServerVersion::parse("garbage", "MySQL").number, "");
+    }
+
+    #[test]
+    fn markers_are_visible_ascii_without_quotes() {
+        for good in ["apsctl:op12:3f9c0a", "a", "x-_.~!#$%&()*+,/;<=>?@[]^{|}"] {
+            assert!(check_marker(ServerType::Mysql, good).is_ok(), "{good}");
+        }
+        assert!(check_marker(ServerType::Mysql, &"m".repeat(MARKER_LIMIT)).is_ok());
+        for bad in [
+            "",
+            "with space",
+            "tab\there",
+            "new\nline",
+            "nul\0",
+            "quote'",
+            "double\"",
+            "back`tick",
+            "back\\slash",
+            "non-ascii-é",
+        ] {
+            let err = check_marker(ServerType::Postgresql, bad).unwrap_err();
+            assert_eq!(err.kind(), DbErrorKind::InvalidInput, "{bad:?}");
+            let text = err.to_string();
+            assert!(text.starts_with("marker `"), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+        let long = check_marker(ServerType::Sqlite, &"m".repeat(MARKER_LIMIT + 1)).unwrap_err();
+        assert!(long.to_string().contains("201 bytes"), "{long}");
+    }
+
+    #[test]
+    fn only_proven_or_completed_unprovable_resources_may_be_dropped() {
+        use Creation::{Completed, Unfinished};
+        for proof in [
+            Proof::SchemaComment,
+            Proof::Password,
+            Proof::RoleComment,
+            Proof::OwnerRole,
+            Proof::MarkerFile,
+        ] {
+            assert!(Owner::Ours(proof).may_drop(Unfinished));
+            assert!(Owner::Ours(proof).may_drop(Completed));
+        }
+        assert!(Owner::Unknown.may_drop(Completed));
+        assert!(!Owner::Unknown.may_drop(Unfinished));
+        for owner in [Owner::Foreign, Owner::Absent] {
+            assert!(!owner.may_drop(Completed) && !owner.may_drop(Unfinished));
+        }
     }
 
     #[test]

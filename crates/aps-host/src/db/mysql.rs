@@ -11,9 +11,20 @@
 //! triggers and views belong to the loading login (the login of the dumped instance is usually
 //! gone).
 //!
-//! Known gaps: `DEFINER=` removal recognises the statement shapes `mysqldump`/`mariadb-dump`
-//! write, not hand-written SQL; loading stored functions with binary logging on needs
-//! `log_bin_trust_function_creators`; events are not dumped.
+//!
+//! Proof of creator: on `MariaDB` ≥ 10.5 the database is created with `COMMENT '<marker>'`, in
+//! the same statement, and is ours when `information_schema.SCHEMATA.SCHEMA_COMMENT` holds the
+//! marker exactly. A login is ours when it authenticates with the spec's password and the
+//! server says `CURRENT_USER()` is that login (not an anonymous account): only the creator knows
+//! the generated password. The fault point `db-create` sits between the database and the
+//! accounts.
+//!
+//! Known gaps: `MySQL` and `MariaDB` before 10.5 have no schema comments, so there a database is
+//! [`Owner::Unknown`] whenever it exists; a login whose account the server refuses for another
+//! reason (locked, or no host part matching apsctl's connection) reads as [`Owner::Foreign`],
+//! which leaks it rather than risk a wrong drop. `DEFINER=` removal recognises the statement
+//! shapes `mysqldump`/`mariadb-dump` write, not hand-written SQL; loading stored functions with
+//! binary logging on needs `log_bin_trust_function_creators`; events are not dumped.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -23,8 +34,8 @@ use std::sync::OnceLock;
 
 use super::client::{self, Input, Invocation, Output};
 use super::{
-    ConnectionValues, DatabaseServer, DbError, DbSpec, Lines, NameLimits, Secret, ServerConfig,
-    ServerType, ServerVersion,
+    ConnectionValues, DatabaseServer, DbError, DbSpec, Lines, NameLimits, Owner, Ownership, Proof,
+    Secret, ServerConfig, ServerType, ServerVersion,
 };
 
 const KIND: ServerType = ServerType::Mysql;
@@ -229,6 +240,77 @@ impl Mysql {
         result
     }
 
+    /// Who made the database of `spec`: its schema comment against the marker (see
+    /// [`database_owner`]).
+    fn database_owner(&self, spec: &DbSpec) -> Result<Owner, DbError> {
+        let comments = schema_comments(&self.version()?);
+        let comment = if comments {
+            "IFNULL(HEX(SCHEMA_COMMENT), '')"
+        } else {
+            "''"
+        };
+        let action = format!("read the comment of database `{}`", spec.name);
+        let out = self.admin_sql(
+            &action,
+            &format!(
+                "SELECT HEX(SCHEMA_NAME), {comment} FROM information_schema.SCHEMATA \
+                 WHERE SCHEMA_NAME = {};\n",
+                literal(&spec.name)
+            ),
+        )?;
+        let listing = client::text(&self.client, &action, &out)?;
+        let mut found = Vec::new();
+        for line in listing.lines().filter(|l| !l.is_empty()) {
+            let row = line.split_once('\t').and_then(|(name, comment)| {
+                Some((client::decode_hex(name)?, client::decode_hex(comment)?))
+            });
+            found.push(row.ok_or_else(|| DbError::UnexpectedOutput {
+                program: self.client.clone(),
+                action: action.clone(),
+                output: line.chars().take(200).collect(),
+            })?);
+        }
+        Ok(database_owner(comments, &found, &spec.name, &spec.marker))
+    }
+
+    /// Who made the login of `spec`: whether it authenticates with the spec's password.
+    fn login_owner(&self, spec: &DbSpec) -> Result<Owner, DbError> {
+        if !self.login_exists(&spec.login)? {
+            return Ok(Owner::Absent);
+        }
+        super::check_password(KIND, &spec.password, Lines::Allowed)?;
+        let action = format!("log in as `{}` to prove it ours", spec.login);
+        match self.sql_as(
+            &spec.login,
+            &spec.password,
+            None,
+            &action,
+            "SELECT HEX(CURRENT_USER());\n",
+            &[],
+        ) {
+            Ok(out) => {
+                let answer = client::text(&self.client, &action, &out)?;
+                let account =
+                    client::decode_hex(answer.trim()).ok_or_else(|| DbError::UnexpectedOutput {
+                        program: self.client.clone(),
+                        action: action.clone(),
+                        output: answer.chars().take(200).collect(),
+                    })?;
+                // An anonymous account (`''@host`) may have let us in under another name.
+                Ok(if account.starts_with(&format!("{}@", spec.login)) {
+                    Owner::Ours(Proof::Password)
+                } else {
+                    Owner::Foreign
+                })
+            }
+            // Wrong password, locked account, no matching host part: not provably ours.
+            Err(DbError::ClientFailed { stderr, .. }) if stderr.contains("Access denied") => {
+                Ok(Owner::Foreign)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// `--sandbox` (`MariaDB`) or `--commands=OFF` (`MySQL` ≥ 8.0.40), whichever the client has.
     fn sandbox_flag(&self) -> Result<Option<&'static str>, DbError> {
         let help = client::run(
@@ -312,6 +394,8 @@ impl DatabaseServer for Mysql {
         Self::check_database_name(&spec.name)?;
         self.check_login_name(&spec.login)?;
         super::check_password(KIND, &spec.password, Lines::Allowed)?;
+        super::check_marker(KIND, &spec.marker)?;
+        let comments = schema_comments(&self.version()?);
         if self.database_exists(&spec.name)? {
             return Err(DbError::DatabaseExists {
                 server: KIND,
@@ -324,13 +408,13 @@ impl DatabaseServer for Mysql {
                 login: spec.login.clone(),
             });
         }
-        let sql = format!(
-            "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n",
-            ident(&spec.name)
-        );
+        let sql = create_database_sql(&spec.name, comments.then_some(spec.marker.as_str()));
         self.admin_sql(&format!("create database `{}`", spec.name), &sql)
             .map_err(|e| super::classify_exists(e, spec, KIND, "ERROR 1007 ", "ERROR 1396 "))?;
-        if let Err(e) = self.create_accounts(spec) {
+        let accounts = aps_failpoint::hit("db-create")
+            .map_err(DbError::from)
+            .and_then(|()| self.create_accounts(spec));
+        if let Err(e) = accounts {
             // The database is the one this call just created.
             let _ = self.admin_sql(
                 "drop the database just created",
@@ -339,6 +423,16 @@ impl DatabaseServer for Mysql {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn ownership(&self, spec: &DbSpec) -> Result<Ownership, DbError> {
+        Self::check_database_name(&spec.name)?;
+        super::check_common(KIND, "login", &spec.login)?;
+        super::check_marker(KIND, &spec.marker)?;
+        Ok(Ownership {
+            database: self.database_owner(spec)?,
+            login: self.login_owner(spec)?,
+        })
     }
 
     fn check_login(&self, spec: &DbSpec) -> Result<(), DbError> {
@@ -379,7 +473,7 @@ impl DatabaseServer for Mysql {
         let listing = client::text(&self.client, &action, &out)?;
         let mut drops = String::new();
         for hex_host in listing.lines().filter(|l| !l.is_empty()) {
-            let host = decode_hex(hex_host).ok_or_else(|| DbError::UnexpectedOutput {
+            let host = client::decode_hex(hex_host).ok_or_else(|| DbError::UnexpectedOutput {
                 program: self.client.clone(),
                 action: action.clone(),
                 output: hex_host.to_owned(),
@@ -481,6 +575,35 @@ fn check_no_trailing_space(what: &'static str, value: &str) -> Result<(), DbErro
     Ok(())
 }
 
+/// Whether the server keeps schema comments (`CREATE DATABASE … COMMENT`): `MariaDB` ≥ 10.5.
+fn schema_comments(version: &ServerVersion) -> bool {
+    version.product == "MariaDB" && version.at_least(&[10, 5])
+}
+
+/// The `CREATE DATABASE` statement, with the marker as schema comment when the server has them.
+fn create_database_sql(name: &str, comment: Option<&str>) -> String {
+    let comment = comment.map_or_else(String::new, |c| format!(" COMMENT {}", literal(c)));
+    format!(
+        "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci{comment};\n",
+        ident(name)
+    )
+}
+
+/// Who made database `name`, from the `(name, comment)` rows of `SCHEMATA` matching it (the
+/// server compares names case-insensitively on some systems; only the exact name counts as ours).
+/// `comments`: whether the server keeps schema comments at all.
+fn database_owner(comments: bool, found: &[(String, String)], name: &str, marker: &str) -> Owner {
+    if found.is_empty() {
+        return Owner::Absent;
+    }
+    match found.iter().find(|(found_name, _)| found_name == name) {
+        Some(_) if !comments => Owner::Unknown,
+        Some((_, comment)) if comment == marker => Owner::Ours(Proof::SchemaComment),
+        // Another comment, or only a case variant of the name: someone else's database.
+        Some(_) | None => Owner::Foreign,
+    }
+}
+
 /// A quoted identifier: `` `name` `` with backticks doubled.
 fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -540,17 +663,6 @@ fn option_value(value: &str) -> String {
     }
     out.push('"');
     out
-}
-
-fn decode_hex(hex: &str) -> Option<String> {
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
 }
 
 /// Copies a dump line by line, removing the `DEFINER=` clauses dump tools write.
@@ -667,19 +779,62 @@ mod tests {
     }
 
     #[test]
-    fn option_values_are_quoted_and_escaped() {
-        assert_eq!(option_value(r#"p#w"'\x"#), r#""p#w\"\'\\x""#);
-        assert_eq!(option_value(" lead"), "\" lead\"");
+    fn the_marker_becomes_a_quoted_schema_comment_where_the_server_has_them() {
+        assert_eq!(
+            create_database_sql("wp_1", Some("apsctl:op12:3f9c")),
+            "CREATE DATABASE `wp_1` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci \
+             COMMENT 'apsctl:op12:3f9c';\n"
+        );
+        assert_eq!(
+            create_database_sql("a`b", None),
+            "CREATE DATABASE `a``b` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n"
+        );
+        // Markers are validated first; the literal would still hold anything.
+        assert!(create_database_sql("x", Some(r"it's\")).contains(r"COMMENT 'it\'s\\';"));
+        let mariadb = |raw: &str| ServerVersion::parse(raw, "MariaDB");
+        assert!(schema_comments(&mariadb("10.5.0-MariaDB")));
+        assert!(schema_comments(&mariadb("10.11.6-MariaDB-0+deb12u1")));
+        assert!(!schema_comments(&mariadb("10.4.32-MariaDB")));
+        assert!(!schema_comments(&ServerVersion::parse("8.0.36", "MySQL")));
     }
 
     #[test]
-    fn hex_decodes_hosts() {
+    fn database_ownership_follows_the_comment_and_is_unknown_without_comments() {
+        let row = |name: &str, comment: &str| (name.to_owned(), comment.to_owned());
+        let marker = "apsctl:op1:ab";
+        assert_eq!(database_owner(true, &[], "db", marker), Owner::Absent);
+        assert_eq!(database_owner(false, &[], "db", marker), Owner::Absent);
         assert_eq!(
-            decode_hex("6C6F63616C686F7374").as_deref(),
-            Some("localhost")
+            database_owner(true, &[row("db", marker)], "db", marker),
+            Owner::Ours(Proof::SchemaComment)
         );
-        assert_eq!(decode_hex("2"), None);
-        assert_eq!(decode_hex("ZZ"), None);
+        for foreign in ["", "apsctl:op1:a", "apsctl:op1:abc", "someone else's"] {
+            assert_eq!(
+                database_owner(true, &[row("db", foreign)], "db", marker),
+                Owner::Foreign,
+                "{foreign:?}"
+            );
+        }
+        // MySQL (and MariaDB < 10.5): the database exists, nothing can tell whose it is.
+        assert_eq!(
+            database_owner(false, &[row("db", "")], "db", marker),
+            Owner::Unknown
+        );
+        // Only a case variant exists: another database, never ours.
+        assert_eq!(
+            database_owner(true, &[row("DB", marker)], "db", marker),
+            Owner::Foreign
+        );
+        assert_eq!(
+            database_owner(true, &[row("DB", ""), row("db", marker)], "db", marker),
+            Owner::Ours(Proof::SchemaComment)
+        );
+    }
+
+    #[test]
+    fn option_values_are_quoted_and_escaped() {
+        assert_eq!(option_value(r#"p#w"'\x"#), r#""p#w\"\'\\x""#);
+        assert_eq!(option_value(" lead"), "\" lead\"");
     }
 
     #[test]

@@ -10,9 +10,17 @@
 //! `psql`, a tampered archive cannot run `\!` shell commands, and the objects end up owned by the
 //! new login whatever the old one was called.
 //!
+//!
+//! Proof of creator: the role is created with `COMMENT ON ROLE … IS '<marker>'` in the same
+//! transaction as `CREATE ROLE` (both or neither), then the database `OWNER` that role; the
+//! fault point `db-create` sits between the two. A role is ours when its comment is the marker,
+//! a database when its owner is the spec's role and that role is ours. The password cannot be
+//! the proof here: `pg_hba.conf` may `trust` a connection whatever password it brings.
+//!
 //! Known gaps: passwords with line breaks are refused (the password file is line based); the
 //! administrator connects to the `postgres` maintenance database; extensions that need a superuser
-//! are not restored.
+//! are not restored; a database someone else created `OWNER` our role (a superuser, or a member
+//! of that role) reads as ours.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -20,8 +28,8 @@ use std::sync::OnceLock;
 
 use super::client::{self, Input, Invocation, Output};
 use super::{
-    ConnectionValues, DatabaseServer, DbError, DbSpec, Lines, NameLimits, Secret, ServerConfig,
-    ServerType, ServerVersion,
+    ConnectionValues, DatabaseServer, DbError, DbSpec, Lines, NameLimits, Owner, Ownership, Proof,
+    Secret, ServerConfig, ServerType, ServerVersion,
 };
 
 const KIND: ServerType = ServerType::Postgresql;
@@ -204,6 +212,7 @@ impl DatabaseServer for Postgres {
         Self::check_name("database name", &spec.name)?;
         Self::check_name("login", &spec.login)?;
         super::check_password(KIND, &spec.password, Lines::Refused)?;
+        super::check_marker(KIND, &spec.marker)?;
         if self.database_exists(&spec.name)? {
             return Err(DbError::DatabaseExists {
                 server: KIND,
@@ -218,15 +227,10 @@ impl DatabaseServer for Postgres {
         }
         let role = ident(&spec.login);
         let database = ident(&spec.name);
-        // Role and membership in one transaction: both or neither.
-        let create_role = format!(
-            "CREATE ROLE {role} LOGIN PASSWORD {};\nGRANT {role} TO CURRENT_USER;\n",
-            literal(spec.password.expose())
-        );
         self.sql(
             &self.admin(MAINTENANCE_DB),
             &format!("create login `{}`", spec.login),
-            &create_role,
+            &create_role_sql(&spec.login, &spec.password, &spec.marker),
             true,
         )
         .map_err(|e| super::classify_exists(e, spec, KIND, "42P04", "42710"))?;
@@ -237,6 +241,10 @@ impl DatabaseServer for Postgres {
                 &format!("DROP ROLE {role};\n"),
             );
         };
+        if let Err(e) = aps_failpoint::hit("db-create") {
+            drop_role();
+            return Err(e.into());
+        }
         // CREATE DATABASE cannot run inside a transaction block.
         if let Err(e) = self.admin_sql(
             &format!("create database `{}`", spec.name),
@@ -259,6 +267,36 @@ impl DatabaseServer for Postgres {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn ownership(&self, spec: &DbSpec) -> Result<Ownership, DbError> {
+        Self::check_name("database name", &spec.name)?;
+        Self::check_name("login", &spec.login)?;
+        super::check_marker(KIND, &spec.marker)?;
+        let action = format!(
+            "read the owner of database `{}` and the comment of login `{}`",
+            spec.name, spec.login
+        );
+        // One snapshot of both; every value hex-encoded so no comment can break the lines.
+        let hex = |value: &str| format!("encode(convert_to(coalesce({value}, ''), 'UTF8'), 'hex')");
+        let sql = format!(
+            "SELECT 'login', '', {comment} FROM pg_catalog.pg_roles r WHERE r.rolname = {login}\n\
+             UNION ALL\n\
+             SELECT 'database', {owner}, {owner_comment} FROM pg_catalog.pg_database d\n\
+             LEFT JOIN pg_catalog.pg_roles o ON o.oid = d.datdba WHERE d.datname = {name};\n",
+            comment = hex("shobj_description(r.oid, 'pg_authid')"),
+            owner = hex("o.rolname"),
+            owner_comment = hex("shobj_description(o.oid, 'pg_authid')"),
+            login = literal(&spec.login),
+            name = literal(&spec.name),
+        );
+        let out = self.admin_sql(&action, &sql)?;
+        let answer = client::text(&self.psql, &action, &out)?;
+        ownership_from(&answer, spec).ok_or_else(|| DbError::UnexpectedOutput {
+            program: self.psql.clone(),
+            action,
+            output: answer.chars().take(200).collect(),
+        })
     }
 
     fn check_login(&self, spec: &DbSpec) -> Result<(), DbError> {
@@ -404,6 +442,54 @@ fn find_pg_program(name: &str) -> Result<PathBuf, DbError> {
     }
 }
 
+/// The role's transaction: role, proof and membership, all or nothing (run with
+/// `--single-transaction`).
+fn create_role_sql(login: &str, password: &Secret, marker: &str) -> String {
+    let role = ident(login);
+    format!(
+        "CREATE ROLE {role} LOGIN PASSWORD {};\nCOMMENT ON ROLE {role} IS {};\n\
+         GRANT {role} TO CURRENT_USER;\n",
+        literal(password.expose()),
+        literal(marker)
+    )
+}
+
+/// Reads the answer of the ownership query: lines `login||<comment>` and
+/// `database|<owner>|<owner's comment>`, values in hex. `None` when the answer has another shape.
+fn ownership_from(answer: &str, spec: &DbSpec) -> Option<Ownership> {
+    let mut found = Ownership {
+        database: Owner::Absent,
+        login: Owner::Absent,
+    };
+    for line in answer.lines().filter(|l| !l.is_empty()) {
+        let mut fields = line.split('|');
+        let (what, owner, comment) = (fields.next()?, fields.next()?, fields.next()?);
+        if fields.next().is_some() {
+            return None;
+        }
+        let (owner, comment) = (client::decode_hex(owner)?, client::decode_hex(comment)?);
+        let proven = comment == spec.marker;
+        match what {
+            "login" => {
+                found.login = if proven {
+                    Owner::Ours(Proof::RoleComment)
+                } else {
+                    Owner::Foreign
+                };
+            }
+            "database" => {
+                found.database = if proven && owner == spec.login {
+                    Owner::Ours(Proof::OwnerRole)
+                } else {
+                    Owner::Foreign
+                };
+            }
+            _ => return None,
+        }
+    }
+    Some(found)
+}
+
 /// A quoted identifier: `"name"` with `"` doubled.
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -433,6 +519,8 @@ fn passfile_value(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     #[test]
@@ -445,6 +533,69 @@ mod tests {
         assert_eq!(literal("it's"), "'it''s'");
         assert_eq!(literal(r"a\'b"), r"E'a\\''b'");
         assert_eq!(literal(r#"`"x"#), r#"'`"x'"#);
+    }
+
+    #[test]
+    fn the_marker_is_a_quoted_role_comment_in_the_role_transaction() {
+        assert_eq!(
+            create_role_sql("wp_1", &Secret::new("pw'1"), "apsctl:op12:3f9c"),
+            "CREATE ROLE \"wp_1\" LOGIN PASSWORD 'pw''1';\n\
+             COMMENT ON ROLE \"wp_1\" IS 'apsctl:op12:3f9c';\n\
+             GRANT \"wp_1\" TO CURRENT_USER;\n"
+        );
+        // Markers are validated first; the literal would still hold anything.
+        assert!(
+            create_role_sql("a\"b", &Secret::new("p"), r"it's\")
+                .contains(r#"COMMENT ON ROLE "a""b" IS E'it''s\\';"#)
+        );
+    }
+
+    #[test]
+    fn ownership_answers_are_read_per_resource() {
+        let hex = |s: &str| {
+            s.bytes().fold(String::new(), |mut out, b| {
+                let _ = write!(out, "{b:02x}");
+                out
+            })
+        };
+        let spec = DbSpec {
+            name: "db".into(),
+            login: "wp_1".into(),
+            password: Secret::new("p"),
+            marker: "apsctl:op1:ab".into(),
+        };
+        let ours = hex(&spec.marker);
+        let read = |answer: &str| ownership_from(answer, &spec).unwrap();
+        assert_eq!(
+            read(""),
+            Ownership {
+                database: Owner::Absent,
+                login: Owner::Absent
+            }
+        );
+        let both = format!("login||{ours}\ndatabase|{}|{ours}", hex("wp_1"));
+        assert_eq!(
+            read(&both),
+            Ownership {
+                database: Owner::Ours(Proof::OwnerRole),
+                login: Owner::Ours(Proof::RoleComment)
+            }
+        );
+        // A database owned by another role, even one carrying our marker, is not ours.
+        let other_owner = format!("database|{}|{ours}", hex("admin"));
+        assert_eq!(read(&other_owner).database, Owner::Foreign);
+        let foreign_role = format!("login||{}\ndatabase|{}|", hex("x"), hex("wp_1"));
+        assert_eq!(
+            read(&foreign_role),
+            Ownership {
+                database: Owner::Foreign,
+                login: Owner::Foreign
+            }
+        );
+        assert_eq!(read("login||").login, Owner::Foreign, "no comment at all");
+        for bad in ["login|", "login||zz", "table||", "login|||"] {
+            assert_eq!(ownership_from(bad, &spec), None, "{bad}");
+        }
     }
 
     #[test]

@@ -8,12 +8,20 @@
 //! no-op. Dump and load use `SQLite`'s online backup API, so a dump is itself a database file and
 //! is consistent even while the application writes.
 //!
+//! Proof of creator: the folder is made with `mkdir` (never `-p`: an existing folder is
+//! [`DbError::DatabaseExists`]), and the first file in it is `.apsctl-owner` holding the
+//! marker, written before the database file; the fault point `db-create` sits between the two.
+//! So a folder whose `.apsctl-owner` holds the marker is the one that creation made. Folders
+//! are handled through [`SafeDir`]: the marker is read without following links, and a drop
+//! removes the folder with everything in it (the application's `-journal`/`-wal` files, or
+//! anything the site user put there, since the folder is theirs) without following links.
+//!
 //! Known gaps: ownership of the directory and file is left to the caller (they are created
-//! owned by apsctl's user); the version reported is the `SQLite` bundled into apsctl, not the one in
-//! the site's PHP.
+//! owned by apsctl's user; once the caller gives the folder to the site user, that user can
+//! delete the marker, which makes the folder read as [`Owner::Foreign`] and leak on undo); the
+//! version reported is the `SQLite` bundled into apsctl, not the one in the site's PHP.
 
-use std::io;
-use std::os::unix::fs::DirBuilderExt as _;
+use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
@@ -23,9 +31,10 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::client;
 use super::{
-    ConnectionValues, DatabaseServer, DbError, DbSpec, NameLimits, ServerConfig, ServerType,
-    ServerVersion,
+    ConnectionValues, DatabaseServer, DbError, DbSpec, MARKER_LIMIT, NameLimits, Owner, Ownership,
+    Proof, ServerConfig, ServerType, ServerVersion,
 };
+use crate::safedir::{SafeDir, SafeDirError};
 
 const KIND: ServerType = ServerType::Sqlite;
 
@@ -42,8 +51,8 @@ const PATH_LIMIT: usize = 512;
 /// Longest companion file suffix (`-journal`).
 const COMPANION_LIMIT: usize = 8;
 
-/// Files `SQLite` may leave beside a database, removed with it.
-const COMPANIONS: &[&str] = &["", "-journal", "-wal", "-shm"];
+/// The file in a database folder that holds the marker of the creation that made the folder.
+const MARKER_FILE: &str = ".apsctl-owner";
 
 /// Pages copied per backup step, and how long to wait when the source is busy.
 const PAGES_PER_STEP: i32 = 1024;
@@ -112,48 +121,109 @@ impl Sqlite {
         })
     }
 
-    /// Creates the directory and the empty database file, failing if either exists.
-    fn create_files(&self, name: &str) -> Result<(), DbError> {
+    /// The folder holding every database folder, created if missing.
+    fn parent(&self) -> Result<SafeDir, DbError> {
         fs_err::create_dir_all(&self.dir).map_err(|source| DbError::Io {
             action: "create the SQLite database directory".to_owned(),
             source,
         })?;
-        let dir = self.db_dir(name);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|source| {
-                if source.kind() == io::ErrorKind::AlreadyExists {
-                    DbError::DatabaseExists {
-                        server: KIND,
-                        name: name.to_owned(),
-                    }
-                } else {
-                    DbError::Io {
-                        action: format!("create directory `{}`", dir.display()),
-                        source,
-                    }
+        SafeDir::open(&self.dir)
+            .map_err(|e| DbError::folder("open the SQLite database directory".to_owned(), e))
+    }
+
+    /// Creates the folder (refusing an existing one), the marker file, then the empty database
+    /// file. On failure, removes the folder it made with whatever is in it.
+    fn create_files(&self, spec: &DbSpec) -> Result<(), DbError> {
+        let name = &spec.name;
+        let parent = self.parent()?;
+        let dir = parent.create_dir(name, 0o700).map_err(|e| {
+            if e.source.kind() == io::ErrorKind::AlreadyExists {
+                DbError::DatabaseExists {
+                    server: KIND,
+                    name: name.clone(),
                 }
-            })?;
-        let file = self.db_file(name);
-        let created = {
-            use fs_err::os::unix::fs::OpenOptionsExt as _;
-            fs_err::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&file)
-        };
-        if let Err(source) = created {
-            // The directory is the one this call just made.
-            let _ = fs_err::remove_dir(&dir);
-            return Err(DbError::Io {
-                action: "create the SQLite database file".to_owned(),
-                source,
-            });
+            } else {
+                DbError::folder(format!("create the folder of SQLite database `{name}`"), e)
+            }
+        })?;
+        let filled = write_new(&dir, MARKER_FILE, spec.marker.as_bytes())
+            .and_then(|()| aps_failpoint::hit("db-create").map_err(DbError::from))
+            .and_then(|()| write_new(&dir, &format!("{name}{SUFFIX}"), b""));
+        if let Err(e) = filled {
+            drop(dir);
+            // The folder is the one this call just made; the original error is the one to report.
+            let _ = parent.remove_tree(name);
+            return Err(e);
         }
         Ok(())
     }
+
+    /// Who made the folder of database `name`: whether its marker file holds `marker`.
+    fn folder_owner(&self, name: &str, marker: &str) -> Result<Owner, DbError> {
+        let action = || format!("read the marker of SQLite database `{name}`");
+        let parent = match SafeDir::open(&self.dir) {
+            Ok(parent) => parent,
+            Err(e) if e.is_not_found() => return Ok(Owner::Absent),
+            Err(e) => return Err(DbError::folder(action(), e)),
+        };
+        let dir = match parent.open_dir(name) {
+            Ok(dir) => dir,
+            Err(e) if e.is_not_found() => return Ok(Owner::Absent),
+            // A file or a link in place of the folder: not what a creation makes.
+            Err(e) if is_wrong_kind(&e) => return Ok(Owner::Foreign),
+            Err(e) => return Err(DbError::folder(action(), e)),
+        };
+        let file = match dir.open_file(MARKER_FILE) {
+            Ok(file) => file,
+            Err(e) if e.is_not_found() || is_wrong_kind(&e) => return Ok(Owner::Foreign),
+            // Something other than a regular file (a FIFO, a folder).
+            Err(e) if e.source.kind() == io::ErrorKind::InvalidInput => return Ok(Owner::Foreign),
+            Err(e) => return Err(DbError::folder(action(), e)),
+        };
+        let mut found = Vec::new();
+        let limit = u64::try_from(MARKER_LIMIT).unwrap_or(u64::MAX) + 1;
+        file.take(limit)
+            .read_to_end(&mut found)
+            .map_err(|source| DbError::Io {
+                action: format!("read `{}`", dir.path().join(MARKER_FILE).display()),
+                source,
+            })?;
+        Ok(if found == marker.as_bytes() {
+            Owner::Ours(Proof::MarkerFile)
+        } else {
+            Owner::Foreign
+        })
+    }
+}
+
+/// Creates the file `name` in `dir` (failing if it exists), mode 0600, with `contents`, synced.
+fn write_new(dir: &SafeDir, name: &str, contents: &[u8]) -> Result<(), DbError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // `/proc/self/fd/N/<name>`: inside the folder just opened, whatever happens to its path.
+    // Plain `std` so the error names the folder's real path (`shown`), not the `/proc` one.
+    let path = dir.proc_path().join(name);
+    let shown = dir.path().join(name);
+    let io_err = |source| DbError::Io {
+        action: format!("create `{}`", shown.display()),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err)?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err)
+}
+
+/// Whether a folder operation failed because a link or a non-folder was in the way.
+fn is_wrong_kind(error: &SafeDirError) -> bool {
+    matches!(
+        error.source.raw_os_error(),
+        Some(libc::ELOOP | libc::ENOTDIR)
+    )
 }
 
 impl DatabaseServer for Sqlite {
@@ -191,7 +261,8 @@ impl DatabaseServer for Sqlite {
 
     fn create_database(&self, spec: &DbSpec) -> Result<(), DbError> {
         Self::check_name(&spec.name)?;
-        self.create_files(&spec.name)?;
+        super::check_marker(KIND, &spec.marker)?;
+        self.create_files(spec)?;
         let file = self.db_file(&spec.name);
         // Opening and reading the schema proves the file is a usable database.
         let checked = Self::open(&file, OpenFlags::SQLITE_OPEN_READ_WRITE).and_then(|conn| {
@@ -209,6 +280,15 @@ impl DatabaseServer for Sqlite {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn ownership(&self, spec: &DbSpec) -> Result<Ownership, DbError> {
+        Self::check_name(&spec.name)?;
+        super::check_marker(KIND, &spec.marker)?;
+        Ok(Ownership {
+            database: self.folder_owner(&spec.name, &spec.marker)?,
+            login: Owner::Absent,
+        })
     }
 
     fn check_login(&self, spec: &DbSpec) -> Result<(), DbError> {
@@ -236,26 +316,11 @@ impl DatabaseServer for Sqlite {
         if !self.database_exists(name)? {
             return Ok(false);
         }
-        let file = self.db_file(name);
-        for companion in COMPANIONS {
-            let mut path = file.clone().into_os_string();
-            path.push(companion);
-            match fs_err::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(DbError::Io {
-                        action: "remove the SQLite database file".to_owned(),
-                        source,
-                    });
-                }
-            }
-        }
-        // Not recursive: anything else in the directory is not ours to delete.
-        fs_err::remove_dir(self.db_dir(name)).map_err(|source| DbError::Io {
-            action: "remove the SQLite database directory".to_owned(),
-            source,
-        })?;
+        // The folder is the site user's (the application writes its journal files there):
+        // everything in it goes, and no link in it is followed.
+        SafeDir::open(&self.dir)
+            .and_then(|parent| parent.remove_tree(name))
+            .map_err(|e| DbError::folder(format!("remove SQLite database `{name}`"), e))?;
         Ok(true)
     }
 

@@ -1,5 +1,6 @@
-//! Shared helpers of the database integration tests: server settings, unique names, cleanup and
-//! a watcher that looks for secrets in the argv and environment of running processes.
+//! Shared helpers of the database integration tests: server settings, unique names, cleanup, a
+//! watcher that looks for secrets in the argv and environment of running processes, and the
+//! checks of creation proofs (hardening issue 7) that run the same for every server type.
 //!
 //! The servers are the real ones `.ci/services.sh` starts. Settings come from the
 //! `APSCTL_TEST_*` variables, else from `/var/lib/apsctl-ci/env`; when neither has them the test
@@ -11,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 
-use aps_host::db::{DatabaseServer, DbError, DbSpec, Secret, ServerConfig, ServerType};
+use aps_host::db::{
+    DatabaseServer, DbError, DbSpec, Owner, Ownership, Secret, ServerConfig, ServerType,
+};
 use aps_host::env::Env;
 use rand::Rng as _;
 
@@ -91,6 +94,11 @@ pub(crate) fn unique_id() -> String {
         std::process::id(),
         rand::thread_rng().r#gen::<u32>()
     )
+}
+
+/// A fresh marker, unique per test as a caller makes one unique per operation and resource.
+pub(crate) fn marker() -> String {
+    format!("apsctl:test:{}", unique_id())
 }
 
 /// Drops the listed databases and logins when the test ends, even on panic.
@@ -353,5 +361,130 @@ pub(crate) fn assert_no_leaks(seen: &Seen, credential_marker: &str) {
         with_marker > 0,
         "no client got its credentials through {credential_marker}: {:#?}",
         seen.client_cmdlines
+    );
+}
+
+/// Makes databases and logins the way another owner would: directly, without apsctl's marker.
+pub(crate) trait Stranger {
+    /// Creates database `name` (for `SQLite`: its folder with a database file).
+    fn create_database(&self, name: &str);
+    /// Creates login `login` with a password of its own (never called for `SQLite`).
+    fn create_login(&self, login: &str);
+}
+
+/// Whether the server has logins at all (`SQLite` has none).
+fn has_logins(server: &dyn DatabaseServer) -> bool {
+    server.name_limits().expect("name_limits").login.is_some()
+}
+
+/// Issue 7 (item B9): a database or login someone else made under the name apsctl wants makes
+/// the creation fail, reads as `Foreign` (so no undo drops it), and the creation leaves
+/// nothing of its own. `first` and `second` have distinct names.
+pub(crate) fn foreign_names_are_refused_and_never_ours(
+    server: &dyn DatabaseServer,
+    stranger: &dyn Stranger,
+    first: &DbSpec,
+    second: &DbSpec,
+) {
+    let mut cleanup = Cleanup::new(server);
+    for spec in [first, second] {
+        cleanup.database(&spec.name);
+        cleanup.login(&spec.login);
+    }
+    let logins = has_logins(server);
+    let absent = Ownership {
+        database: Owner::Absent,
+        login: Owner::Absent,
+    };
+    assert_eq!(server.ownership(first).expect("ownership"), absent);
+
+    stranger.create_database(&first.name);
+    let err = server
+        .create_database(first)
+        .expect_err("create_database over a stranger's database");
+    assert!(
+        matches!(err, DbError::DatabaseExists { ref name, .. } if *name == first.name),
+        "{err}"
+    );
+    assert_eq!(
+        server.ownership(first).expect("ownership"),
+        Ownership {
+            database: Owner::Foreign,
+            login: Owner::Absent
+        },
+        "the stranger's database is foreign and no login was made"
+    );
+    assert!(
+        server
+            .database_exists(&first.name)
+            .expect("database_exists")
+    );
+
+    if logins {
+        stranger.create_login(&second.login);
+        let err = server
+            .create_database(second)
+            .expect_err("create_database over a stranger's login");
+        assert!(
+            matches!(err, DbError::LoginExists { ref login, .. } if *login == second.login),
+            "{err}"
+        );
+        assert_eq!(
+            server.ownership(second).expect("ownership"),
+            Ownership {
+                database: Owner::Absent,
+                login: Owner::Foreign
+            },
+            "the stranger's login is foreign and no database was made"
+        );
+        assert!(server.login_exists(&second.login).expect("login_exists"));
+    }
+}
+
+/// Issue 7: after a normal creation `ownership` proves both resources ours (`expected`); the same
+/// names under another marker and password are foreign; after the drop both are absent.
+pub(crate) fn creation_leaves_proofs(
+    server: &dyn DatabaseServer,
+    spec: &DbSpec,
+    expected: Ownership,
+) {
+    let mut cleanup = Cleanup::new(server);
+    cleanup.database(&spec.name);
+    cleanup.login(&spec.login);
+    assert!(expected.database.is_ours(), "{expected:?}");
+    server.create_database(spec).expect("create_database");
+    assert_eq!(server.ownership(spec).expect("ownership"), expected);
+
+    let logins = has_logins(server);
+    let other = DbSpec {
+        password: if logins {
+            aps_host::names::generate_password()
+        } else {
+            Secret::default()
+        },
+        marker: marker(),
+        ..spec.clone()
+    };
+    assert_eq!(
+        server.ownership(&other).expect("ownership"),
+        Ownership {
+            database: Owner::Foreign,
+            login: if logins {
+                Owner::Foreign
+            } else {
+                Owner::Absent
+            },
+        },
+        "another creation's proof does not match"
+    );
+
+    assert!(server.drop_database(&spec.name).expect("drop_database"));
+    server.drop_login(&spec.login).expect("drop_login");
+    assert_eq!(
+        server.ownership(spec).expect("ownership"),
+        Ownership {
+            database: Owner::Absent,
+            login: Owner::Absent
+        }
     );
 }
