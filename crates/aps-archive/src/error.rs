@@ -305,6 +305,9 @@ pub enum ArchiveError {
         #[source]
         source: io::Error,
     },
+    /// A test build's fault point stopped the extraction (`aps_failpoint`).
+    #[error(transparent)]
+    Injected(#[from] aps_failpoint::Injected),
 }
 
 impl ArchiveError {
@@ -314,7 +317,8 @@ impl ArchiveError {
             ArchiveError::Open { .. }
             | ArchiveError::Write { .. }
             | ArchiveError::Destination { .. }
-            | ArchiveError::Cleanup { .. } => ErrorKind::Io,
+            | ArchiveError::Cleanup { .. }
+            | ArchiveError::Injected(_) => ErrorKind::Io,
             ArchiveError::NotZip { .. }
             | ArchiveError::Inconsistent { .. }
             | ArchiveError::Encrypted { .. }

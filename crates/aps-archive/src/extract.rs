@@ -134,6 +134,8 @@ impl Archive {
                             md5: None,
                         },
                     );
+                    // Test builds: stop after the N-th file (`deploy-file@N=fail|crash`).
+                    aps_failpoint::hit("deploy-file")?;
                 }
             }
             extracted.targets.insert(entry.name.clone(), target);

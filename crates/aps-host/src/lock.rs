@@ -3,9 +3,12 @@
 //! Main decision (D13): "an operation is in progress" is never a flag in the store. It is an
 //! exclusive `flock` that the kernel releases when the holder dies, so a crash can never leave an
 //! instance stuck. The file also carries the holder's pid, host and start time, for display only.
+//! Lock files are created 0600 and belong in a folder only root can enter (the home's `locks/`),
+//! so no site user can open one and hold it.
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use fs_err::os::unix::fs::OpenOptionsExt as _;
 use nix::fcntl::{Flock, FlockArg};
 
 /// An exclusive lock held until dropped.
@@ -48,6 +51,7 @@ impl OpLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(path)
             .map_err(io)?
             .into_parts()
@@ -78,6 +82,26 @@ impl OpLock {
             path: path.to_path_buf(),
             _lock: lock,
         })
+    }
+
+    /// Like [`OpLock::acquire`], but while another live process holds the lock, tries again
+    /// until `wait` has passed (zero: one try).
+    pub fn acquire_waiting(
+        path: &Path,
+        holder: &str,
+        wait: std::time::Duration,
+    ) -> Result<Self, LockError> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            match Self::acquire(path, holder) {
+                Err(LockError::Busy { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause.min(deadline - std::time::Instant::now()));
+                    pause = (pause * 2).min(std::time::Duration::from_millis(250));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Tells whether some live process holds the lock at `path` right now.

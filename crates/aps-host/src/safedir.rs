@@ -41,6 +41,11 @@ impl SafeDirError {
     pub fn is_not_found(&self) -> bool {
         self.source.kind() == std::io::ErrorKind::NotFound
     }
+
+    /// Whether the cause is "directory not empty".
+    pub fn is_not_empty(&self) -> bool {
+        self.source.kind() == std::io::ErrorKind::DirectoryNotEmpty
+    }
 }
 
 pub(crate) const DIR_FLAGS: OFlags = OFlags::RDONLY
@@ -225,14 +230,19 @@ impl SafeDir {
             rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
                 .map_err(err("remove folder", &path))
         } else {
-            rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(err("remove file", &path))
+            rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())
+                .map_err(err("remove file", &path))
         }
     }
 
     /// Opens the regular file `name` for reading (no link followed). Anything else is refused
     /// without blocking: a FIFO planted in its place would otherwise hang the opener.
-    pub fn open_file(&self, name: &str) -> Result<std::fs::File, SafeDirError> {
-        let path = self.path.join(check_name(name, &self.path)?);
+    pub fn open_file(
+        &self,
+        name: impl AsRef<std::ffi::OsStr>,
+    ) -> Result<std::fs::File, SafeDirError> {
+        let name = name.as_ref();
+        let path = self.path.join(walk::check_os_name(name, &self.path)?);
         let fd = rustix::fs::openat(
             &self.fd,
             name,

@@ -2,17 +2,20 @@
 //!
 //! Main decision: the new values are stored only after `configure configure` succeeded; a failed
 //! run leaves the stored values as they were (the script is not re-run with the old values,
-//! §11 Q27).
+//! §11 Q27). The run is journaled before it starts: when the process dies while it runs, or
+//! after it succeeded but before the new values were stored, `recover` runs `configure
+//! configure` again with the stored values, so the application agrees with the store.
 use std::collections::BTreeMap;
 
-use aps_host::lock::OpLock;
 use aps_meta::value::ValidationMode;
+use aps_store::instances::InstanceState;
 use serde::Serialize;
 
+use crate::change::Change;
 use crate::context::Context;
 use crate::error::Error;
 use crate::instance::Loaded;
-use crate::journal::{Journal, Undo};
+use crate::journal::Journal;
 use crate::report::Reporter;
 
 /// What `configure` needs.
@@ -33,16 +36,6 @@ pub struct ConfigureReport {
     pub changed: Vec<String>,
 }
 
-/// Takes the instance's operation lock, naming the operation for whoever is refused.
-pub(crate) fn lock(ctx: &Context, id: &str, what: &str) -> Result<OpLock, Error> {
-    ctx.store.instances().get(id)?;
-    OpLock::acquire(
-        &ctx.home.instance(id).join("lock"),
-        &format!("{what} of instance {id} (pid {})", std::process::id()),
-    )
-    .map_err(|e| Error::Busy(format!("instance {id}: {e}")))
-}
-
 /// Reconfigures an instance.
 pub fn configure(
     ctx: &Context,
@@ -54,8 +47,79 @@ pub fn configure(
             "nothing to change: give at least one --set ID=VALUE".into(),
         ));
     }
-    let _lock = lock(ctx, &opts.instance, "reconfiguration")?;
+    ctx.store()?.instances().get(&opts.instance)?;
+    let _lock = crate::lock::instance(ctx, &opts.instance, "reconfiguration")?;
     let loaded = Loaded::load(ctx, &opts.instance)?;
+    if loaded.instance.state != InstanceState::Ready {
+        return Err(Error::Conflict(format!(
+            "instance {} is {}, not ready: it cannot be reconfigured{}",
+            opts.instance,
+            loaded.instance.state,
+            if loaded.instance.state == InstanceState::Installing {
+                " (its install is running or was interrupted: run `apsctl recover`)"
+            } else {
+                ""
+            }
+        )));
+    }
+    let (encoded, changed) = new_values(ctx, &loaded, opts)?;
+    let script = loaded.config_script(ctx)?;
+    let params = serde_json::json!({ "changed": changed });
+    let mut journal = Journal::begin(ctx, Some(&opts.instance), "configure", &params)?;
+    let result = (|| {
+        if let Some(script) = &script {
+            let vars = loaded.variables(Some(&encoded));
+            let change = Change::Script {
+                instance: opts.instance.clone(),
+                action: "configure".into(),
+            };
+            journal.step("configure-configure", |j| {
+                j.change(change, || {
+                    script.run(ctx, "configure", &[], &vars, reporter)
+                })
+            })?;
+        }
+        encoded
+            .iter()
+            .map(|(k, (v, s))| {
+                let value = if *s { ctx.vault.seal(v)? } else { v.clone() };
+                Ok(aps_store::instances::Setting {
+                    setting_id: k.clone(),
+                    value,
+                    secret: *s,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()
+    })();
+    let rows = match result {
+        Ok(rows) => rows,
+        Err(e) => return Err(journal.rollback(reporter, e)),
+    };
+    // §8.4 step 7 and §8.0 step 4: the new values and the operation's outcome in one transaction.
+    let committed = journal.finish_with("commit", crate::journal::Outcome::Done, |store| {
+        Ok(store
+            .instances()
+            .update_settings(&opts.instance, &rows, crate::now(ctx))?)
+    });
+    if let Err(e) = committed {
+        return Err(journal.rollback(reporter, e));
+    }
+    Ok(ConfigureReport {
+        instance: opts.instance.clone(),
+        changed,
+    })
+}
+
+/// Setting values by id, encoded (D6), with whether each is a secret.
+type Encoded = BTreeMap<String, (String, bool)>;
+
+/// The instance's values after the change (encoded, with their secrecy), checked like an
+/// install's, and the ids of those that change.
+fn new_values(
+    ctx: &Context,
+    loaded: &Loaded,
+    opts: &ConfigureOptions,
+) -> Result<(Encoded, Vec<String>), Error> {
     let service = loaded.service()?;
     let settings: Vec<_> = service
         .all_settings()
@@ -84,7 +148,7 @@ pub fn configure(
     input.extend(opts.settings.clone());
     let values = crate::install::validate_settings(
         ctx,
-        &loaded.package,
+        loaded.package()?,
         &loaded.site,
         &settings,
         &input,
@@ -106,40 +170,5 @@ pub fn configure(
         })
         .map(|(k, _)| k.clone())
         .collect();
-    let script = loaded.config_script(ctx)?;
-    let params = serde_json::json!({ "changed": changed });
-    let mut journal = Journal::begin(ctx, Some(&opts.instance), "configure", &params)?;
-    let result = (|| {
-        if let Some(script) = &script {
-            let vars = loaded.variables(Some(&encoded));
-            journal.step("configure-configure", Undo::Nothing, || {
-                script.run(ctx, "configure", &[], &vars, reporter)
-            })?;
-        }
-        encoded
-            .iter()
-            .map(|(k, (v, s))| {
-                let value = if *s { ctx.vault.seal(v)? } else { v.clone() };
-                Ok(aps_store::instances::Setting {
-                    setting_id: k.clone(),
-                    value,
-                    secret: *s,
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()
-    })();
-    let rows = match result {
-        Ok(rows) => rows,
-        Err(e) => return Err(journal.rollback(reporter, e)),
-    };
-    // §8.4 step 7 and §8.0 step 4: the new values and the operation's outcome in one transaction.
-    journal.finish_with("commit", crate::journal::Outcome::Done, |store| {
-        Ok(store
-            .instances()
-            .update_settings(&opts.instance, &rows, crate::now(ctx))?)
-    })?;
-    Ok(ConfigureReport {
-        instance: opts.instance.clone(),
-        changed,
-    })
+    Ok((encoded, changed))
 }

@@ -1,9 +1,14 @@
 //! The context every operation runs in: the home, the store, the host environment and the limits.
+//!
+//! Main decision: a [`Context`] is shared by every operation of a controller, on any number of
+//! threads at once (the HTTP service runs operations on a blocking pool): it is `Sync`, and each
+//! store access borrows a connection of its own from a pool ([`Context::store`]), so one
+//! operation's transaction never mixes with another's.
 use std::time::Duration;
 
 use aps_archive::Limits;
 use aps_host::env::Env;
-use aps_store::Store;
+use aps_store::{PooledStore, StorePool};
 
 use crate::error::Error;
 use crate::home::Home;
@@ -17,6 +22,9 @@ pub struct Config {
     pub script_timeout: Duration,
     /// How many bytes of a script's stdout and of its stderr are kept.
     pub output_cap: usize,
+    /// How long to wait for a lock held by another operation (`--wait`); `None` waits the
+    /// default of each lock (see [`crate::lock`]).
+    pub lock_wait: Option<Duration>,
 }
 
 impl Default for Config {
@@ -25,6 +33,7 @@ impl Default for Config {
             archive_limits: Limits::default(),
             script_timeout: Duration::from_secs(15 * 60),
             output_cap: 1 << 20,
+            lock_wait: None,
         }
     }
 }
@@ -34,8 +43,8 @@ impl Default for Config {
 pub struct Context {
     /// The controller's home.
     pub home: Home,
-    /// The store in the home.
-    pub store: Store,
+    /// Connections to the store in the home.
+    stores: StorePool,
     /// The process environment and the door to child processes.
     pub env: Env,
     /// Limits and timeouts.
@@ -48,14 +57,28 @@ impl Context {
     /// Opens the home at `home` (creating it) and its store.
     pub fn open(home: &std::path::Path, env: Env, config: Config) -> Result<Self, Error> {
         let home = Home::open(home)?;
-        let store = Store::open(home.store())?;
+        let stores = StorePool::open(home.store())?;
         let vault = crate::vault::Vault::open(&home.secret_key())?;
         Ok(Self {
             home,
-            store,
+            stores,
             env,
             config,
             vault,
         })
+    }
+
+    /// A store connection for the caller alone (one transaction at a time on it).
+    pub fn store(&self) -> Result<PooledStore<'_>, Error> {
+        Ok(self.stores.get()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_context_is_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<super::Context>();
     }
 }

@@ -3,32 +3,41 @@
 //! Main decision: names come from `db:default-name` plus the instance id, made unique on the
 //! server and kept within its limits; creation fails rather than reuse an existing database
 //! (§9); the new login is verified before any script runs (§8.3 step 6). Creation is a journaled
-//! step whose undo drops exactly the database and login it named.
+//! change carrying a marker that the server keeps with what it creates (`aps_host::db`): the undo
+//! drops only what carries it, never a database or login that someone else made meanwhile.
 use aps_host::db::DbSpec;
 use aps_host::names::{NameParts, generate_password, unique_name};
 use aps_store::instances::InstanceDatabase;
 
+use crate::change::Change;
 use crate::context::Context;
 use crate::error::Error;
-use crate::journal::{Journal, Undo};
+use crate::journal::Journal;
 use crate::report::Reporter;
 use crate::runtime::DbChoice;
 use crate::server;
 
-/// Creates the database and login for one `db:db` requirement of instance `instance`.
+/// Creates the database and login for one `db:db` requirement of instance `instance`, with
+/// `prefix` as its table prefix, journaled with the marker that proves this operation made
+/// them, and records it with the instance.
 pub(crate) fn create(
     ctx: &Context,
     journal: &mut Journal<'_>,
     choice: &DbChoice,
     instance: &str,
+    prefix: Option<String>,
     owner: &aps_host::user::SystemUser,
     reporter: &dyn Reporter,
 ) -> Result<InstanceDatabase, Error> {
     let req = &choice.requirement;
-    let record = ctx.store.db_servers().get(&choice.server)?;
+    let record = ctx.store()?.db_servers().get(&choice.server)?;
     let server = server::connect_record(ctx, &record)?;
     let fail = |e: aps_host::db::DbError| {
-        Error::Failed(format!("database server `{}`: {e}", choice.server))
+        Error::Failed(format!(
+            "database server `{}`: {}",
+            choice.server,
+            crate::error::chain(&e)
+        ))
     };
     let limits = server.name_limits().map_err(fail)?;
     let base = req.default_name.clone().unwrap_or_else(|| req.id.clone());
@@ -45,34 +54,39 @@ pub(crate) fn create(
         aps_host::db::Secret::default()
     };
     let spec = DbSpec {
-        marker: format!("apsctl:{name}:{}", generate_password().expose()),
         name: name.clone(),
         login: login.clone(),
         password,
+        marker: marker(journal, &req.id),
     };
     reporter.step(&format!(
         "creating {} database `{name}` on `{}`",
         req.server_type, choice.server
     ));
-    let undo = Undo::DropDatabase {
+    let change = Change::Database {
         server: choice.server.clone(),
-        name: name.clone(),
-        login: login.clone(),
+        name,
+        login,
+        marker: spec.marker.clone(),
+        password: ctx.vault.seal(spec.password.expose())?,
     };
-    journal.step("database", undo, || {
-        server.create_database(&spec).map_err(fail)?;
-        server.check_login(&spec).map_err(fail)
+    journal.step("database", |j| {
+        j.change(change, || {
+            server.create_database(&spec).map_err(fail)?;
+            server.check_login(&spec).map_err(fail)
+        })
     })?;
     let version = server.version().map_err(fail)?;
     let values = server.connection_values(&spec);
     if record.kind == aps_store::servers::DbKind::Sqlite {
-        // The application opens the file as the site's user.
+        // The application opens the file (and makes its journal files) as the site's user.
         if let Some(dir) = std::path::Path::new(&values.name).parent() {
-            aps_host::fsx::chown_tree(dir, owner.uid(), owner.gid())
-                .map_err(|e| Error::Failed(e.to_string()))?;
+            aps_host::safedir::SafeDir::open(dir)
+                .and_then(|d| d.chown_tree(owner.uid(), owner.gid()))
+                .map_err(Error::Site)?;
         }
     }
-    Ok(InstanceDatabase {
+    let db = InstanceDatabase {
         db_id: req.id.clone(),
         kind: record.kind,
         server: Some(choice.server.clone()),
@@ -82,9 +96,27 @@ pub(crate) fn create(
         host: values.host,
         port: values.port.parse().ok(),
         version: version.number,
-        prefix: None,
+        prefix,
         shared: false,
-    })
+    };
+    let sealed = sealed(ctx, vec![db.clone()])?;
+    for record in &sealed {
+        ctx.store()?.instances().add_database(instance, record)?;
+    }
+    Ok(db)
+}
+
+/// The proof-of-creator token of one database creation: the operation and a random part, so
+/// no other creation (of this or any other controller) carries the same.
+fn marker(journal: &Journal<'_>, db_id: &str) -> String {
+    use rand::Rng as _;
+    let random: u64 = rand::rngs::OsRng.r#gen();
+    let id: String = db_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(32)
+        .collect();
+    format!("apsctl:op{}:{id}:{random:016x}", journal.id())
 }
 
 /// Drops an instance's database and login (removal step 4.1). The caller decides whether the
@@ -103,6 +135,107 @@ pub(crate) fn drop(ctx: &Context, db: &InstanceDatabase) -> Result<(), Error> {
         db.name.clone()
     };
     server::drop_database_and_login(server.as_ref(), &name, &db.login)
+}
+
+/// Records `db` of `loaded`'s instance as kept after its removal (`--keep-databases`), with its
+/// sealed password, and returns its kept-database id.
+pub(crate) fn keep(
+    ctx: &Context,
+    loaded: &crate::instance::Loaded,
+    db: &InstanceDatabase,
+) -> Result<i64, Error> {
+    Ok(ctx
+        .store()?
+        .kept_databases()
+        .insert(&aps_store::kept::KeptDatabase {
+            id: 0,
+            instance: loaded.instance.id.clone(),
+            site: loaded.site.name.clone(),
+            db_id: db.db_id.clone(),
+            kind: db.kind,
+            server: db.server.clone(),
+            name: db.name.clone(),
+            login: db.login.clone(),
+            password: ctx.vault.seal(&db.password)?,
+            host: db.host.clone(),
+            port: db.port,
+            kept_at: crate::now(ctx),
+        })?)
+}
+
+/// A kept database as `database kept` shows it (never its password).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeptView {
+    /// Its id (for `database drop`).
+    pub id: i64,
+    /// The removed instance it belonged to.
+    pub instance: String,
+    /// That instance's site.
+    pub site: String,
+    /// The `db:id` it served.
+    pub db_id: String,
+    /// `mysql`, `postgresql` or `sqlite`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The registered server.
+    pub server: Option<String>,
+    /// Database name (SQLite: the file's path).
+    pub name: String,
+    /// Its login.
+    pub login: String,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: Option<u16>,
+}
+
+impl From<aps_store::kept::KeptDatabase> for KeptView {
+    fn from(k: aps_store::kept::KeptDatabase) -> Self {
+        Self {
+            id: k.id,
+            instance: k.instance,
+            site: k.site,
+            db_id: k.db_id,
+            kind: k.kind.as_str().to_owned(),
+            server: k.server,
+            name: k.name,
+            login: k.login,
+            host: k.host,
+            port: k.port,
+        }
+    }
+}
+
+/// Every database kept after its instance was removed.
+pub fn kept(ctx: &Context) -> Result<Vec<KeptView>, Error> {
+    Ok(ctx
+        .store()?
+        .kept_databases()
+        .list()?
+        .into_iter()
+        .map(KeptView::from)
+        .collect())
+}
+
+/// Drops kept database `id` and its login, then forgets it.
+pub fn drop_kept(ctx: &Context, id: i64) -> Result<KeptView, Error> {
+    let kept = ctx.store()?.kept_databases().get(id)?;
+    let db = InstanceDatabase {
+        db_id: kept.db_id.clone(),
+        kind: kept.kind,
+        server: kept.server.clone(),
+        name: kept.name.clone(),
+        login: kept.login.clone(),
+        password: String::new(),
+        host: kept.host.clone(),
+        port: kept.port,
+        version: String::new(),
+        prefix: None,
+        shared: false,
+    };
+    drop(ctx, &db)?;
+    ctx.store()?.kept_databases().delete(id)?;
+    Ok(kept.into())
 }
 
 /// `--use-database ID=INSTANCE[:DBID]`: the database of another instance to share.
@@ -206,7 +339,7 @@ pub(crate) fn shared_record(
     req: &aps_meta::model::DbRequirement,
 ) -> Result<InstanceDatabase, Error> {
     let db = ctx
-        .store
+        .store()?
         .instances()
         .databases(&shared.instance)?
         .into_iter()
@@ -237,8 +370,8 @@ fn shared_database(
     shared: &SharedDatabase,
     prefix: &str,
 ) -> Result<InstanceDatabase, Error> {
-    let other = ctx.store.instances().get(&shared.instance)?;
-    let other_site = ctx.store.sites().get(&other.site)?;
+    let other = ctx.store()?.instances().get(&shared.instance)?;
+    let other_site = ctx.store()?.sites().get(&other.site)?;
     if other_site.system_user != site.system_user {
         return Err(Error::Invalid(format!(
             "instance {} belongs to system user `{}`, not to `{}`, the owner of site `{}`",
@@ -270,8 +403,8 @@ pub(crate) fn users_of(
     db: &InstanceDatabase,
 ) -> Result<Vec<InstanceDatabase>, Error> {
     let mut out = Vec::new();
-    for inst in ctx.store.instances().list()? {
-        for other in ctx.store.instances().databases(&inst.id)? {
+    for inst in ctx.store()?.instances().list()? {
+        for other in ctx.store()?.instances().databases(&inst.id)? {
             if other.server == db.server && other.name == db.name {
                 out.push(other);
             }

@@ -1,36 +1,39 @@
-//! Placing an instance on a site and deploying its files (REFERENCE §3.8, §8.3 steps 4 and 8; D10).
+//! Deploying an instance's files onto its site (REFERENCE §3.8, §8.3 step 8; D10).
 //!
-//! Main decision: files are extracted from the repository archive straight into a private
-//! staging folder inside the site's document root (same file system, mode 0700, owned by root),
-//! hashed in the same pass, given their owner and modes there, and only then moved into place
-//! with `renameat`. The site never shows a half-deployed instance, and an undo only has to remove
-//! what the journal says was moved in. The site's user owns the document root and may swap any
-//! folder for a link at any time, so everything in the site goes through folder descriptors
-//! ([`SafeDir`]): apsctl, running as root, never follows a link the user planted.
-//!
-//! Known gap: the planning checks before any change (is the target inside the document root,
-//! absent or empty; which folders of a nested path are missing) look at paths and may follow a
-//! link the user swaps in; that can only make the install refuse or fail, since every change goes
-//! through descriptors.
+//! Main decision: the instance root is closed from its first file to the end of the install.
+//! A root that does not exist is created by root with mode 0700 ([`Change::SiteFolder`]); an
+//! existing empty folder — an empty sub-folder, or the document root itself for an install at
+//! `/` — is claimed ([`Change::ClaimedFolder`]): made root's and 0700, then checked empty. The
+//! files are extracted straight into that private root (no staging folder in the site, so a
+//! root install finds its root as empty as it was checked), hashed in the same pass, given
+//! their modes and the site user's ownership through descriptors, and only then is the root
+//! handed to the site's user — still 0700, so visitors see nothing before `configure install`
+//! ran (the web-installer hijack of §8.3 step 9). [`open_access`] opens it afterwards. Because
+//! nobody else can write into the root while it is filled, the undo of a failed deploy is
+//! exactly "remove what is in it" (or the folder itself), whatever step inside failed or
+//! crashed. Folders created above the root for a nested path are journaled one by one
+//! ([`Change::ParentFolder`]) and kept by the instance as system changes.
 //!
 //! Modes: deployed folders 0755 and files 0644, owned by the site's user; below a mapping with
 //! `php:permissions writable="true"` folders 0775 and files 0664 (group-writable, for sites whose
 //! PHP runs as another user of the site's group). A mapped folder the package does not ship is
 //! created empty, unless its URL ends in a name with a dot (a file mapping such as
 //! `data_custom/errorlog.php`).
+//!
+//! Known gap: claiming changes the owner of an existing empty folder for the length of the
+//! deploy; a site user working in it at that moment is refused until the hand-over.
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use aps_host::safedir::SafeDir;
+use aps_host::safedir::{EntryKind, Phase, SafeDir};
 use aps_host::user::SystemUser;
 use aps_meta::model::UrlMapping;
 use aps_store::instances::{FileKind, InstanceFile};
 
+use crate::change::Change;
 use crate::error::Error;
-
-/// The mode [`aps_archive::Archive::extract`] gives every file it writes.
-const EXTRACTED_FILE_MODE: u32 = 0o644;
+use crate::journal::Journal;
+use crate::placement::{Place, Target, open_docroot};
 
 /// Where every package directory goes, relative to the instance root.
 #[derive(Debug, Clone)]
@@ -125,152 +128,100 @@ fn check_relative(path: &str) -> Result<(), Error> {
     }
 }
 
-/// Checks a user-given prefix (`--path`): relative segments of visible characters, no `.`, `..`
-/// or empty segment; it is never rewritten (§9). Returns it without leading/trailing slashes.
-pub(crate) fn check_prefix(prefix: &str) -> Result<String, Error> {
-    let trimmed = prefix.trim_matches('/');
-    if trimmed.is_empty() {
-        return Ok(String::new());
-    }
-    for segment in trimmed.split('/') {
-        let bad = segment.is_empty()
-            || segment == "."
-            || segment == ".."
-            || segment.starts_with(".apsctl")
-            || segment.chars().any(|c| c.is_control() || c == '\\')
-            || segment.len() > 255;
-        if bad {
-            return Err(Error::Invalid(format!(
-                "installation path `{prefix}` is not usable: segment `{segment}` is empty, `.`, `..`, reserved or has control characters"
-            )));
-        }
-    }
-    Ok(trimmed.to_owned())
-}
-
-/// Whether two prefixes would put one instance inside, onto or around another.
-pub(crate) fn prefixes_overlap(a: &str, b: &str) -> bool {
-    let inside = |outer: &str, inner: &str| {
-        outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
-    };
-    inside(a, b) || inside(b, a)
-}
-
 /// What [`deploy`] put on the site.
 #[derive(Debug)]
 pub(crate) struct Deployed {
     /// Every deployed file and folder, relative to the instance root.
     pub files: Vec<InstanceFile>,
-    /// Whether the instance root was created (else it existed, empty).
-    pub created_root: bool,
-    /// Entries moved into the instance root.
-    pub entries: Vec<String>,
     /// Folders created above the instance root (for a nested path), relative to the document
     /// root, outermost first: system changes that removal rolls back.
-    pub created_parents: Vec<String>,
+    pub created_parents: Vec<Change>,
+    /// The mode [`open_access`] gives the root: 0755 for a root apsctl created, the previous
+    /// mode of a claimed folder.
+    pub open_mode: u32,
 }
 
-/// Where an instance lives on its site.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Place<'a> {
-    /// The site's document root (administrator-owned path; its last folder may be the user's).
-    pub docroot: &'a Path,
-    /// The installation path below it (empty for the document root).
-    pub prefix: &'a str,
+/// What [`deploy`] needs.
+#[derive(Debug)]
+pub(crate) struct DeployInput<'a> {
+    /// The package archive in the repository.
+    pub archive: &'a Path,
+    /// Where the package's folders go.
+    pub plan: &'a DeployPlan,
+    /// Where the instance lives.
+    pub place: Place<'a>,
+    /// What is there now (checked by the install).
+    pub target: &'a Target,
+    /// The site's user, who owns the deployed files.
+    pub user: &'a SystemUser,
+    /// Archive limits.
+    pub limits: &'a aps_archive::Limits,
 }
 
-impl Place<'_> {
-    /// The instance root as a path (for messages and variables).
-    pub fn root(&self) -> PathBuf {
-        if self.prefix.is_empty() {
-            self.docroot.to_path_buf()
-        } else {
-            self.docroot.join(self.prefix)
-        }
-    }
-
-    /// Opens the instance root without following links.
-    pub fn open_root(&self) -> Result<SafeDir, Error> {
-        let site = SafeDir::open(self.docroot).map_err(fs_error)?;
-        if self.prefix.is_empty() {
-            Ok(site)
-        } else {
-            site.open_rel(Path::new(self.prefix)).map_err(fs_error)
-        }
-    }
-
-    /// The first folder of the prefix that does not exist yet, relative to the document root.
-    pub fn first_missing(&self) -> Option<String> {
-        let mut rel = PathBuf::new();
-        for part in self.prefix.split('/').filter(|p| !p.is_empty()) {
-            rel.push(part);
-            if !self.docroot.join(&rel).exists() {
-                return Some(rel.to_string_lossy().into_owned());
-            }
-        }
-        None
-    }
-}
-
-/// A folder error as an operation error.
-pub(crate) fn fs_error(e: aps_host::safedir::SafeDirError) -> Error {
-    Error::Site(e)
-}
-
-/// Creates the private staging folder `name` (mode 0700, owned by apsctl) in the document root.
-pub(crate) fn create_staging(docroot: &Path, name: &str) -> Result<SafeDir, Error> {
-    SafeDir::open(docroot)
-        .and_then(|site| site.create_dir(name, 0o700))
-        .map_err(fs_error)
-}
-
-/// Extracts the mapped files of `archive` into `staging` (see [`create_staging`]), sets owners
-/// and modes there, and moves everything into the instance root, creating it (mode 0700: web
-/// access stays closed until [`open_access`]) or filling it when it exists empty. Every step in
-/// the site goes through folder descriptors ([`SafeDir`]), so links the site's user may plant
-/// are never followed.
+/// Deploys the mapped files of the package into the instance root, journaling every folder it
+/// creates or claims before it touches it (see the module doc).
 pub(crate) fn deploy(
-    archive: &Path,
-    plan: &DeployPlan,
-    staging: &SafeDir,
-    place: Place<'_>,
-    user: &SystemUser,
-    limits: &aps_archive::Limits,
+    journal: &mut Journal<'_>,
+    input: &DeployInput<'_>,
 ) -> Result<Deployed, Error> {
-    let dir = staging.proc_path();
-    let extracted = aps_archive::extract(archive, &dir, &|name| plan.target_of(name), limits)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let place = input.place;
+    let user = input.user;
+    let Root {
+        dir: root,
+        created_parents,
+        open_mode,
+        hand_to,
+    } = make_root(journal, place, input.target, user)?;
+    // The root is root's and 0700: nobody else can enter it, so paths below it are safe.
+    let dir = root.proc_path();
+    let plan = input.plan;
+    let extracted = aps_archive::extract(
+        input.archive,
+        &dir,
+        &|name| plan.target_of(name),
+        input.limits,
+    )
+    .map_err(|e| Error::Invalid(e.to_string()))?;
     for (rel, _) in &plan.dirs {
         let last = rel.rsplit('/').next().unwrap_or("");
         if !rel.is_empty() && !last.contains('.') {
-            fs_err::create_dir_all(dir.join(rel))?;
+            let mut at = root.try_clone().map_err(Error::Site)?;
+            for part in rel.split('/') {
+                at = if at.contains(part) {
+                    at.open_dir(part).map_err(Error::Site)?
+                } else {
+                    at.create_dir(part, 0o755).map_err(Error::Site)?
+                };
+            }
         }
     }
-    let mut files = Vec::new();
-    let by_target: BTreeMap<&PathBuf, &aps_archive::FileInfo> = extracted
+    let by_target: BTreeMap<&Path, &aps_archive::FileInfo> = extracted
         .files
         .iter()
-        .filter_map(|(name, info)| extracted.targets.get(name).map(|t| (t, info)))
+        .filter_map(|(name, info)| extracted.targets.get(name).map(|t| (t.as_path(), info)))
         .collect();
-    // One pass gives every entry its mode and owner (the staging folder is private and holds
-    // only what the extraction and `create_dir_all` made, so paths are safe to use here).
-    walk(&dir, Path::new(""), &mut |rel, is_dir| {
-        let rel_text = rel.to_string_lossy().into_owned();
-        let writable = plan.writable(&rel_text);
-        let mode = match (is_dir, writable) {
+    let mut files = Vec::new();
+    // One descriptor walk gives every entry its mode and owner and records it.
+    root.walk(&mut |entry, phase| {
+        if phase == Phase::Leave {
+            return Ok(());
+        }
+        let rel_text = entry.rel.to_string_lossy().into_owned();
+        let is_dir = entry.kind == EntryKind::Dir;
+        let mode = match (is_dir, plan.writable(&rel_text)) {
             (true, false) => 0o755,
             (true, true) => 0o775,
-            (false, false) => EXTRACTED_FILE_MODE,
+            (false, false) => 0o644,
             (false, true) => 0o664,
         };
-        let path = dir.join(rel);
-        // Extracted files already have their default mode; folders may come from
-        // `create_dir_all`, whose mode depends on the umask.
-        if is_dir || mode != EXTRACTED_FILE_MODE {
-            fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-        }
-        std::os::unix::fs::lchown(&path, Some(user.uid()), Some(user.gid()))
-            .map_err(|e| Error::io(&path, e))?;
+        entry
+            .parent
+            .set_entry_mode(entry.name, mode)
+            .map_err(Error::Site)?;
+        entry
+            .parent
+            .chown_entry(entry.name, user.uid(), user.gid())
+            .map_err(Error::Site)?;
         if is_dir {
             files.push(InstanceFile {
                 path: rel_text,
@@ -279,7 +230,7 @@ pub(crate) fn deploy(
                 sha256: None,
             });
         } else {
-            let info = by_target.get(&rel.to_path_buf()).ok_or_else(|| {
+            let info = by_target.get(entry.rel).ok_or_else(|| {
                 Error::Failed(format!(
                     "deployed file `{rel_text}` is missing from the extraction record"
                 ))
@@ -291,99 +242,117 @@ pub(crate) fn deploy(
                 sha256: Some(hex::encode(info.sha256)),
             });
         }
-        Ok(())
+        Ok::<(), Error>(())
     })?;
-
-    // The instance root: walk the prefix from the document root, creating what is missing.
-    let mut target = SafeDir::open(place.docroot).map_err(fs_error)?;
-    let parts: Vec<&str> = place.prefix.split('/').filter(|p| !p.is_empty()).collect();
-    let mut created_root = false;
-    let mut created_parents = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        if !last && !target.contains(part) {
-            created_parents.push(parts[..=i].join("/"));
-        }
-        target = if target.contains(part) {
-            target.open_dir(part).map_err(fs_error)?
-        } else {
-            let dir = target
-                .create_dir(part, if last { 0o700 } else { 0o755 })
-                .map_err(fs_error)?;
-            dir.chown(user.uid(), user.gid()).map_err(fs_error)?;
-            created_root = last;
-            dir
-        };
-    }
-    if !created_root && !target.is_empty().map_err(fs_error)? {
-        return Err(Error::Conflict(format!(
-            "installation directory `{}` is no longer empty",
-            place.root().display()
-        )));
-    }
-    let mut entries = Vec::new();
-    for name in staging.names().map_err(fs_error)? {
-        staging.rename(&name, &target, &name).map_err(fs_error)?;
-        entries.push(name);
-    }
+    // Hand the root over, still closed (0700) until `configure install` ran.
+    root.chown(hand_to.0, hand_to.1).map_err(Error::Site)?;
     Ok(Deployed {
         files,
-        created_root,
-        entries,
         created_parents,
+        open_mode,
     })
 }
 
-/// Opens web access to a root that [`deploy`] created (mode 0755).
-pub(crate) fn open_access(place: Place<'_>) -> Result<(), Error> {
-    place.open_root()?.set_mode(0o755).map_err(fs_error)
+/// The instance root as [`make_root`] left it: open, root's and 0700.
+struct Root {
+    dir: SafeDir,
+    /// The folders created above it.
+    created_parents: Vec<Change>,
+    /// Its mode once open.
+    open_mode: u32,
+    /// Who gets it when filled (uid, gid).
+    hand_to: (u32, u32),
 }
 
-/// Visits every entry below `base` (depth first, parents before children) with its path relative
-/// to `base`; never follows symbolic links.
-pub(crate) fn walk(
-    base: &Path,
-    rel: &Path,
-    visit: &mut dyn FnMut(&Path, bool) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let dir = base.join(rel);
-    let mut names: Vec<_> = fs_err::read_dir(&dir)?.collect::<Result<Vec<_>, _>>()?;
-    names.sort_by_key(fs_err::DirEntry::file_name);
-    for entry in names {
-        let child = rel.join(entry.file_name());
-        let kind = entry.file_type().map_err(|e| Error::io(&entry.path(), e))?;
-        if kind.is_dir() {
-            visit(&child, true)?;
-            walk(base, &child, visit)?;
-        } else {
-            visit(&child, false)?;
+/// Creates (or claims) the instance root and the folders above it, journaling each.
+fn make_root(
+    journal: &mut Journal<'_>,
+    place: Place<'_>,
+    target: &Target,
+    user: &SystemUser,
+) -> Result<Root, Error> {
+    let docroot = place.docroot.to_path_buf();
+    let mut dir = open_docroot(place.docroot)?;
+    let parts: Vec<&str> = place.prefix.split('/').filter(|p| !p.is_empty()).collect();
+    let mut created_parents = Vec::new();
+    if let Target::Missing { first_missing } = target {
+        let depth_missing = first_missing.split('/').count();
+        for (i, part) in parts.iter().enumerate() {
+            let rel = parts[..=i].join("/");
+            let last = i + 1 == parts.len();
+            if i + 1 < depth_missing {
+                dir = dir.open_dir(part).map_err(Error::Site)?;
+            } else if last {
+                let change = Change::SiteFolder {
+                    docroot: docroot.clone(),
+                    rel,
+                };
+                let root =
+                    journal.change(change, || dir.create_dir(part, 0o700).map_err(Error::Site))?;
+                return Ok(Root {
+                    dir: root,
+                    created_parents,
+                    open_mode: 0o755,
+                    hand_to: (user.uid(), user.gid()),
+                });
+            } else {
+                let change = Change::ParentFolder {
+                    docroot: docroot.clone(),
+                    rel,
+                };
+                created_parents.push(change.clone());
+                dir = journal.change(change, || {
+                    let made = dir.create_dir(part, 0o755).map_err(Error::Site)?;
+                    made.chown(user.uid(), user.gid()).map_err(Error::Site)?;
+                    Ok(made)
+                })?;
+            }
         }
+        return Err(Error::Failed(format!(
+            "installation path `{}` has no folder to create",
+            place.prefix
+        )));
     }
-    Ok(())
+    // An existing empty folder: claim it, then check it is (still) empty.
+    for part in &parts {
+        dir = dir.open_dir(part).map_err(Error::Site)?;
+    }
+    let (uid, gid, mode) = dir.stat_owner().map_err(Error::Site)?;
+    let change = Change::ClaimedFolder {
+        docroot,
+        rel: place.prefix.to_owned(),
+        uid,
+        gid,
+        mode,
+    };
+    let root = dir;
+    journal.change(change, || {
+        root.take_over().map_err(Error::Site)?;
+        if root.is_empty().map_err(Error::Site)? {
+            Ok(())
+        } else {
+            Err(Error::Conflict(format!(
+                "installation directory `{}` is no longer empty",
+                place.root().display()
+            )))
+        }
+    })?;
+    Ok(Root {
+        dir: root,
+        created_parents,
+        open_mode: mode,
+        hand_to: (uid, gid),
+    })
+}
+
+/// Opens web access to the instance root once `configure install` ran.
+pub(crate) fn open_access(place: Place<'_>, mode: u32) -> Result<(), Error> {
+    place.open_root()?.set_mode(mode).map_err(Error::Site)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefixes_are_checked_not_rewritten() {
-        assert_eq!(check_prefix("/blog/").unwrap(), "blog");
-        assert_eq!(check_prefix("").unwrap(), "");
-        assert_eq!(check_prefix("a/b.v2").unwrap(), "a/b.v2");
-        for bad in ["a//b", "../x", "a/./b", "a\\b", ".apsctl-staging-1"] {
-            assert!(check_prefix(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn overlap_compares_components_not_strings() {
-        assert!(prefixes_overlap("", "blog"));
-        assert!(prefixes_overlap("blog", "blog"));
-        assert!(prefixes_overlap("blog", "blog/sub"));
-        assert!(!prefixes_overlap("blog", "blogX"));
-        assert!(!prefixes_overlap("a/b", "a/c"));
-    }
 
     /// Runs as root (it changes owners), like the other tests that deploy to a site.
     #[test]
@@ -403,17 +372,38 @@ mod tests {
             .url_mapping
             .as_ref();
         let plan = DeployPlan::new(mapping.unwrap()).unwrap();
+        let ctx = crate::Context::open(
+            &work.path().join("home"),
+            crate::Env::from_vars([("PATH", "/usr/bin:/bin")]),
+            crate::context::Config::default(),
+        )
+        .unwrap();
         let docroot = work.path().join("docroot");
         fs_err::create_dir(&docroot).unwrap();
         let user = SystemUser::lookup("nobody").unwrap();
-        let staging = create_staging(&docroot, ".apsctl-staging-t").unwrap();
         let place = Place {
             docroot: &docroot,
-            prefix: "app",
+            prefix: "a/app",
         };
-        let limits = aps_archive::Limits::default();
-        let deployed = deploy(&archive, &plan, &staging, place, &user, &limits).unwrap();
-        assert!(deployed.created_root);
+        let target = place.target().unwrap();
+        let mut journal = Journal::begin(&ctx, None, "test", &serde_json::json!({})).unwrap();
+        let deployed = deploy(
+            &mut journal,
+            &DeployInput {
+                archive: &archive,
+                plan: &plan,
+                place,
+                target: &target,
+                user: &user,
+                limits: &aps_archive::Limits::default(),
+            },
+        )
+        .unwrap();
+        assert_eq!(deployed.open_mode, 0o755);
+        assert_eq!(deployed.created_parents.len(), 1);
+        let root = fs_err::metadata(docroot.join("a/app")).unwrap();
+        assert_eq!(root.mode() & 0o7777, 0o700, "closed until open_access");
+        assert_eq!(root.uid(), user.uid());
         let expected = [
             ("index.php", 0o644),
             ("about.html", 0o644),
@@ -422,9 +412,13 @@ mod tests {
         ];
         assert_eq!(deployed.files.len(), expected.len());
         for (rel, mode) in expected {
-            let meta = fs_err::symlink_metadata(docroot.join("app").join(rel)).unwrap();
+            let meta = fs_err::symlink_metadata(docroot.join("a/app").join(rel)).unwrap();
             assert_eq!(meta.mode() & 0o7777, mode, "{rel}");
             assert_eq!((meta.uid(), meta.gid()), (user.uid(), user.gid()), "{rel}");
         }
+        // The journal says what to undo, and undoing it leaves the document root as it was.
+        let error = journal.rollback(&crate::report::Silent, Error::Failed("test".into()));
+        assert_eq!(error.to_string(), "test");
+        assert!(fs_err::read_dir(&docroot).unwrap().next().is_none());
     }
 }

@@ -82,3 +82,19 @@ impl Error {
         }
     }
 }
+
+/// `error` and its causes as one line (`a: b: c`), for messages built from another error: the
+/// cause (say, "Directory not empty") must reach the user, not only the outer sentence.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

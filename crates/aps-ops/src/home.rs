@@ -5,6 +5,7 @@
 //!   store.sqlite3            the store (aps-store): repository index, sites, servers, instances, journal
 //!   repository/<ref>.app.zip the original archive of every imported package
 //!   staging/                 private scratch folders of running operations (removed on exit)
+//!   locks/                   operation locks: instance-<id>.lock, site-<name>.lock (root only, 0700)
 //!   instances/<id>/          per-instance private folder (REFERENCE §4.3): meta/, scripts/, tmp/, lock
 //!   servers/<name>.pw        apsctl's own 0600 copy of a database server's admin password
 //!   databases/               SQLite databases of instances (never inside a web root)
@@ -49,7 +50,12 @@ impl Home {
         for dir in [home.root.clone(), home.instances(), home.databases()] {
             create_dir_with_mode(&dir, 0o711)?;
         }
-        for dir in [home.repository(), home.staging(), home.servers()] {
+        for dir in [
+            home.repository(),
+            home.staging(),
+            home.servers(),
+            home.locks(),
+        ] {
             create_dir_with_mode(&dir, 0o700)?;
         }
         Ok(home)
@@ -99,6 +105,19 @@ impl Home {
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
     }
+    /// Operation locks (only root may open them: a site user holding one could block every
+    /// operation on the instance).
+    pub fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+    /// The operation lock of an instance.
+    pub fn instance_lock(&self, id: &str) -> PathBuf {
+        self.locks().join(format!("instance-{id}.lock"))
+    }
+    /// The lock an install holds on its site while it reserves its place.
+    pub fn site_lock(&self, site: &str) -> PathBuf {
+        self.locks().join(format!("site-{site}.lock"))
+    }
     /// Per-instance private folders.
     pub fn instances(&self) -> PathBuf {
         self.root.join("instances")
@@ -117,15 +136,17 @@ impl Home {
     }
 }
 
-/// Creates `dir` (and parents) with `mode` when it does not exist yet.
+/// Creates `dir` (and parents) when it does not exist yet, and gives it exactly `mode` (whatever
+/// the umask; an existing folder of the home is set back to it).
 fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)
+            .map_err(|source| Error::io(dir, source))?;
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(dir)
-        .map_err(|source| Error::io(dir, source))
+    fs_err::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
 }

@@ -1,11 +1,15 @@
 //! Install: provision a new instance of a package on a site (REFERENCE §8.3; D4–D10, D13).
 //!
 //! Main decision: everything that can be checked is checked before the first change — license,
-//! placement, every setting, interpreters, every requirement, free space — and reported at once.
-//! Then each change is a journaled step with its undo: private folder, databases, private copy
-//! of metadata and scripts, deployed files, `configure install`, opening access, and the store
-//! commit. A failure at any step undoes the completed ones in reverse; when `configure install`
-//! had already succeeded, `configure remove` runs first (§11 Q27).
+//! placement, every setting, interpreters, every requirement, free space and quota, the size of
+//! the scripts' environment — and reported at once. Then, under the site's lock, the place is
+//! reserved: the placement is checked again and the instance is recorded in state `installing`
+//! (other installs see it from then on, so the site lock is released at once). Each change after
+//! that is journaled before it is made ([`crate::journal`]): private folder, databases, private
+//! copy of metadata and scripts, the instance root (created or claimed) and its files,
+//! `configure install`, opening access, and the commit (the instance `ready` and the operation's
+//! outcome in one transaction). A failure or a crash at any point is undone from the journal;
+//! a `configure install` that ran is answered by `configure remove` first (§11 Q27).
 //!
 //! Known gaps: child services are not provisioned (only the root service); add-on packages
 //! (`master-package`) are refused (§11 Q32); sites served by nginx or Apache are not configured
@@ -14,7 +18,6 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use aps_host::lock::OpLock;
 use aps_host::user::SystemUser;
 use aps_meta::model::{Service, Setting};
 use aps_meta::value::{SettingValue, ValidateOptions, ValidationMode};
@@ -24,11 +27,13 @@ use aps_store::instances::{
 use aps_store::sites::Site;
 use serde::Serialize;
 
+use crate::change::Change;
 use crate::context::Context;
 use crate::deploy::{self, DeployPlan};
 use crate::error::Error;
-use crate::journal::{Journal, Undo};
+use crate::journal::Journal;
 use crate::package::{self, StoredPackage};
+use crate::placement::{Place, Target};
 use crate::report::Reporter;
 use crate::runtime::{self, DbChoice};
 use crate::script::ConfigScript;
@@ -140,6 +145,7 @@ struct Checked<'p> {
     url: SiteUrl,
     prefix: String,
     root: PathBuf,
+    target: Target,
     service: &'p Service,
     values: BTreeMap<String, SettingValue>,
     /// The package, for its global settings.
@@ -157,7 +163,7 @@ pub fn install(
     reporter: &dyn Reporter,
 ) -> Result<InstallReport, Error> {
     let pkg = package::load(ctx, &opts.package)?;
-    let site = ctx.store.sites().get(&opts.site)?;
+    let site = ctx.store()?.sites().get(&opts.site)?;
     let user = SystemUser::lookup(&site.system_user)
         .map_err(|e| Error::Invalid(format!("site `{}`: {e}", site.name)))?;
     let mut checked = check(ctx, &pkg, opts, site, &user)?;
@@ -186,58 +192,31 @@ pub fn install(
             plan,
         });
     }
-    let _site_lock = OpLock::acquire(
-        &ctx.home
-            .staging()
-            .join(format!("site-{}.lock", checked.site.name)),
-        &format!(
-            "install on site {} (pid {})",
-            checked.site.name,
-            std::process::id()
-        ),
-    )
-    .map_err(|e| Error::Busy(format!("site `{}`: {e}", checked.site.name)))?;
-    let id = allocate_id(ctx)?;
+    // Reserve the place under the site's lock: placement again (another install may have taken
+    // it meanwhile), the id, and the instance's record, which later installs see.
+    let site_lock = crate::lock::site(ctx, &checked.site.name)?;
+    let (_, _, target) = placement(ctx, &checked.site, &checked.prefix)?;
+    checked.target = target;
+    let (id, _lock) = allocate_id(ctx)?;
     let private = ctx.home.instance(&id);
     if let Some(script) = &mut checked.script {
         script.scripts_dir = crate::script::scripts_dir(&private);
     }
-    let _lock = OpLock::acquire(
-        &private.join("lock"),
-        &format!("install of instance {id} (pid {})", std::process::id()),
-    )
-    .map_err(|e| Error::Busy(e.to_string()))?;
     let params = serde_json::json!({
         "package": pkg.summary.package, "site": checked.site.name, "path": checked.prefix,
         "settings": checked.values.iter().filter(|(_, v)| !v.is_secret()).map(|(k, _)| k).collect::<Vec<_>>(),
     });
     let mut journal = Journal::begin(ctx, Some(&id), "install", &params)?;
-    if let Err(error) = journal.step(
-        "private-dir",
-        Undo::RemoveTree {
-            path: private.clone(),
-        },
-        || Ok(()),
-    ) {
-        return Err(journal.rollback(reporter, error));
-    }
-    let mut progress = Progress::default();
+    let reserved = reserve(ctx, &pkg, &checked, &id, &private, &mut journal);
+    drop(site_lock);
     // §8.3 step 13 / §8.0 step 4: the instance and the operation's outcome in one transaction.
-    let result = apply(
-        ctx,
-        &pkg,
-        &checked,
-        &id,
-        &private,
-        &mut journal,
-        &mut progress,
-        reporter,
-    )
-    .and_then(|record| {
-        journal.finish_with("commit", crate::journal::Outcome::Done, |store| {
-            Ok(store.instances().commit(&record)?)
-        })
-    });
+    let result = reserved
+        .and_then(|()| apply(ctx, &pkg, &checked, &id, &private, &mut journal, reporter))
+        .and_then(|record| {
+            journal.finish_with("commit", crate::journal::Outcome::Done, |store| {
+                Ok(store.instances().replace(&record)?)
+            })
+        });
     match result {
         Ok(()) => {
             reporter.step(&format!("instance {id} is ready at {}", plan.url));
@@ -248,12 +227,7 @@ pub fn install(
                 plan,
             })
         }
-        Err(error) => {
-            if progress.script_done {
-                undo_script(ctx, &checked, &progress.databases, reporter);
-            }
-            Err(journal.rollback(reporter, error))
-        }
+        Err(error) => Err(journal.rollback(reporter, error)),
     }
 }
 
@@ -294,7 +268,8 @@ fn check<'p>(
     let default_prefix = mapping
         .and_then(|m| m.default_prefix.clone())
         .unwrap_or_default();
-    let (prefix, root) = placement(ctx, &site, opts.path.as_deref().unwrap_or(&default_prefix))?;
+    let (prefix, root, target) =
+        placement(ctx, &site, opts.path.as_deref().unwrap_or(&default_prefix))?;
 
     let settings = service.all_settings();
     let values = validate_settings(
@@ -349,6 +324,7 @@ fn check<'p>(
         url,
         prefix,
         root,
+        target,
         service,
         values,
         package: meta,
@@ -359,57 +335,25 @@ fn check<'p>(
     })
 }
 
-/// §8.3 step 4: the checked prefix and the instance root, which overlaps no other instance of
-/// the site and is absent or an empty folder inside the document root.
-fn placement(ctx: &Context, site: &Site, path: &str) -> Result<(String, PathBuf), Error> {
-    let prefix = deploy::check_prefix(path)?;
-    for other in ctx.store.instances().list()? {
-        if other.site == site.name && deploy::prefixes_overlap(&other.prefix, &prefix) {
+/// §8.3 step 4: the checked prefix, the instance root and what is there now. The root overlaps
+/// no other instance of the site (installing ones included) and is absent or an empty folder
+/// inside the document root.
+fn placement(ctx: &Context, site: &Site, path: &str) -> Result<(String, PathBuf, Target), Error> {
+    let prefix = crate::placement::check_prefix(path)?;
+    for other in ctx.store()?.instances().list()? {
+        if other.site == site.name && crate::placement::prefixes_overlap(&other.prefix, &prefix) {
             return Err(Error::Conflict(format!(
                 "path `/{prefix}` of site `{}` overlaps instance {} at `/{}`",
                 site.name, other.id, other.prefix
             )));
         }
     }
-    let root = if prefix.is_empty() {
-        site.docroot.clone()
-    } else {
-        site.docroot.join(&prefix)
+    let place = Place {
+        docroot: &site.docroot,
+        prefix: &prefix,
     };
-    check_target(site, &root)?;
-    Ok((prefix, root))
-}
-
-/// The target must lie inside the document root and be absent or an empty folder.
-fn check_target(site: &Site, root: &Path) -> Result<(), Error> {
-    let mut existing = root.to_path_buf();
-    while !existing.exists() {
-        if !existing.pop() {
-            break;
-        }
-    }
-    aps_host::fsx::ensure_inside(&site.docroot, &existing).map_err(|e| {
-        Error::Invalid(format!(
-            "installation directory `{}` is not inside the site's document root: {e}",
-            root.display()
-        ))
-    })?;
-    if root.exists() {
-        let meta = fs_err::symlink_metadata(root)?;
-        if !meta.is_dir() {
-            return Err(Error::Conflict(format!(
-                "installation directory `{}` exists and is not a folder",
-                root.display()
-            )));
-        }
-        if fs_err::read_dir(root)?.next().is_some() {
-            return Err(Error::Conflict(format!(
-                "installation directory `{}` is not empty; choose another --path or empty it first",
-                root.display()
-            )));
-        }
-    }
-    Ok(())
+    let (root, target) = (place.root(), place.target()?);
+    Ok((prefix, root, target))
 }
 
 /// Validates user input against the service's settings (all errors at once).
@@ -429,12 +373,15 @@ pub(crate) fn validate_settings(
             aps_meta::model::Uniq::Global => OwnerScope::Global,
             aps_meta::model::Uniq::Owner => OwnerScope::SystemUser(&site.system_user),
         };
-        let uses = ctx.store.instances().setting_values(&SettingValuesQuery {
-            package_identity: &pkg.summary.identity,
-            setting_id: &s.id,
-            scope,
-            exclude_instance: instance,
-        })?;
+        let uses = ctx
+            .store()?
+            .instances()
+            .setting_values(&SettingValuesQuery {
+                package_identity: &pkg.summary.identity,
+                setting_id: &s.id,
+                scope,
+                exclude_instance: instance,
+            })?;
         let values = uses
             .into_iter()
             .map(|u| ctx.vault.unseal(&u.value))
@@ -514,9 +461,9 @@ fn plan(ctx: &Context, pkg: &StoredPackage, c: &Checked<'_>) -> Result<Plan, Err
 
 fn placeholder_db(ctx: &Context, d: &DbChoice) -> InstanceDatabase {
     let kind = ctx
-        .store
-        .db_servers()
-        .get(&d.server)
+        .store()
+        .ok()
+        .and_then(|store| store.db_servers().get(&d.server).ok())
         .map_or(aps_store::servers::DbKind::Mysql, |s| s.kind);
     InstanceDatabase {
         db_id: d.requirement.id.clone(),
@@ -559,12 +506,14 @@ fn variables(
     vars
 }
 
-/// Picks the next free numeric instance id by creating its private folder (atomic).
+/// Picks the next free numeric instance id: takes its lock, then creates its private folder
+/// (atomic: a taken id fails and the next is tried). The lock comes first so that `recover`,
+/// which removes private folders nobody owns, never takes a folder an install just made.
 ///
 /// Ids are never reused: the highest id handed out is kept in `<home>/last-instance-id` (like a
 /// database sequence, it does not go back when an install is rolled back), so a new instance
 /// never takes the id, and the journal history, of a removed one.
-fn allocate_id(ctx: &Context) -> Result<String, Error> {
+fn allocate_id(ctx: &Context) -> Result<(String, aps_host::lock::OpLock), Error> {
     let last_file = ctx.home.last_instance_id();
     let mut next = match fs_err::read_to_string(&last_file) {
         Ok(text) => text.trim().parse::<u64>().map_or(1, |n| n + 1),
@@ -575,18 +524,24 @@ fn allocate_id(ctx: &Context) -> Result<String, Error> {
             next = next.max(n + 1);
         }
     }
-    for inst in ctx.store.instances().list()? {
+    for inst in ctx.store()?.instances().list()? {
         if let Ok(n) = inst.id.parse::<u64>() {
             next = next.max(n + 1);
         }
     }
     loop {
-        let dir = ctx.home.instance(&next.to_string());
+        let id = next.to_string();
+        let Some(lock) = crate::lock::try_instance(ctx, &id, "install")? else {
+            next += 1;
+            continue;
+        };
+        let dir = ctx.home.instance(&id);
         match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => {
-                aps_host::fsx::write_atomic(&last_file, next.to_string().as_bytes())
+                fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
+                aps_host::fsx::write_atomic(&last_file, id.as_bytes())
                     .map_err(|e| Error::Failed(e.to_string()))?;
-                return Ok(next.to_string());
+                return Ok((id, lock));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
             Err(e) => return Err(Error::io(&dir, e)),
@@ -596,84 +551,53 @@ fn allocate_id(ctx: &Context) -> Result<String, Error> {
 
 use std::os::unix::fs::DirBuilderExt;
 
-/// System change: a folder created above an instance root (`{"path": rel}` below the docroot).
-pub(crate) const CREATED_FOLDER: &str = "created-folder";
-
-/// What [`apply`] has done so far, for the rollback.
-#[derive(Debug, Default)]
-struct Progress {
-    /// Databases created.
-    databases: Vec<InstanceDatabase>,
-    /// Whether `configure install` succeeded.
-    script_done: bool,
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "internal step runner of install; all state is one operation's"
-)]
-fn apply(
+/// The first changes, made under the site's lock: the private folder (made by
+/// [`allocate_id`]) and the instance's record in state `installing`, which reserves its place.
+fn reserve(
     ctx: &Context,
     pkg: &StoredPackage,
     c: &Checked<'_>,
     id: &str,
     private: &Path,
     journal: &mut Journal<'_>,
-    progress: &mut Progress,
-    reporter: &dyn Reporter,
-) -> Result<NewInstance, Error> {
-    // Resources: one database and login per db:db, verified before going on (§8.3 step 6).
-    for choice in &c.satisfied.databases {
-        let db = match c.provisions.get(&choice.requirement.id) {
-            Some(crate::database::Provision::Shared { db, .. }) => {
-                reporter.step(&format!(
-                    "using database `{}` with table prefix `{}` for db:id `{}`",
-                    db.name,
-                    db.prefix.as_deref().unwrap_or(""),
-                    db.db_id
-                ));
-                journal.step("database-shared", Undo::Nothing, || Ok(db.clone()))?
-            }
-            Some(crate::database::Provision::New { prefix }) => {
-                let mut db = crate::database::create(ctx, journal, choice, id, &c.user, reporter)?;
-                db.prefix.clone_from(prefix);
-                db
-            }
-            None => crate::database::create(ctx, journal, choice, id, &c.user, reporter)?,
-        };
-        progress.databases.push(db);
-    }
-    let dbs = progress.databases.clone();
-    // Private copy of the metadata and the scripts (§4.3).
-    journal.step("private-copy", Undo::Nothing, || {
-        private_copy(ctx, pkg, private, &c.user)
+) -> Result<(), Error> {
+    journal.step("private-dir", |j| {
+        j.change(
+            Change::HomeFolder {
+                path: private.to_path_buf(),
+            },
+            || Ok(()),
+        )
     })?;
-    // Files.
-    let deployed = match &c.deploy {
-        Some(plan) => Some(deploy_files(ctx, pkg, c, plan, id, journal, reporter)?),
-        None => None,
+    let record = NewInstance {
+        id: id.to_owned(),
+        site: c.site.name.clone(),
+        prefix: c.prefix.clone(),
+        url: c.url.instance_url(&c.prefix),
+        package_ref: pkg.summary.package.clone(),
+        state: InstanceState::Installing,
+        choices_json: serde_json::to_string(&c.satisfied.choices).unwrap_or_else(|_| "[]".into()),
+        settings: stored_settings(ctx, c)?,
+        databases: Vec::new(),
+        system_changes: Vec::new(),
+        files: Vec::new(),
+        at: crate::now(ctx),
     };
-    // configure install (§8.3 step 10).
-    if let Some(script) = &c.script {
-        let vars = variables(c, &c.root, &dbs, true);
-        // Marked inside the step: a failure after the run (journal, test hook) must still run
-        // `configure remove` on rollback.
-        journal.step("configure-install", Undo::Nothing, || {
-            script.run(ctx, "install", &[], &vars, reporter)?;
-            progress.script_done = true;
-            Ok(())
-        })?;
-    }
-    // Open access (§8.3 step 11).
-    if deployed.as_ref().is_some_and(|d| d.created_root) {
-        journal.step("open-access", Undo::Nothing, || {
-            deploy::open_access(deploy::Place {
-                docroot: &c.site.docroot,
-                prefix: &c.prefix,
-            })
-        })?;
-    }
-    // The record committed by the caller (§8.3 step 13).
+    journal.step("record", |j| {
+        j.change(
+            Change::InstanceRecord {
+                instance: id.to_owned(),
+            },
+            || Ok(ctx.store()?.instances().commit(&record)?),
+        )
+    })
+}
+
+/// The settings as stored: installation-only ones left out, secrets sealed.
+fn stored_settings(
+    ctx: &Context,
+    c: &Checked<'_>,
+) -> Result<Vec<aps_store::instances::Setting>, Error> {
     let mut settings = Vec::new();
     for s in c
         .service
@@ -694,8 +618,111 @@ fn apply(
             });
         }
     }
-    let dbs = crate::database::sealed(ctx, dbs)?;
-    let record = NewInstance {
+    Ok(settings)
+}
+
+/// §8.3 steps 6–11 after the place is reserved; returns the record the commit stores.
+fn apply(
+    ctx: &Context,
+    pkg: &StoredPackage,
+    c: &Checked<'_>,
+    id: &str,
+    private: &Path,
+    journal: &mut Journal<'_>,
+    reporter: &dyn Reporter,
+) -> Result<NewInstance, Error> {
+    // Resources: one database and login per db:db, verified before going on (§8.3 step 6).
+    let mut dbs = Vec::new();
+    for choice in &c.satisfied.databases {
+        let db = match c.provisions.get(&choice.requirement.id) {
+            Some(crate::database::Provision::Shared { db, .. }) => {
+                reporter.step(&format!(
+                    "using database `{}` with table prefix `{}` for db:id `{}`",
+                    db.name,
+                    db.prefix.as_deref().unwrap_or(""),
+                    db.db_id
+                ));
+                journal.step("database-shared", |_| {
+                    let sealed = crate::database::sealed(ctx, vec![db.clone()])?;
+                    for record in &sealed {
+                        ctx.store()?.instances().add_database(id, record)?;
+                    }
+                    Ok(db.clone())
+                })?
+            }
+            Some(crate::database::Provision::New { prefix }) => crate::database::create(
+                ctx,
+                journal,
+                choice,
+                id,
+                prefix.clone(),
+                &c.user,
+                reporter,
+            )?,
+            None => crate::database::create(ctx, journal, choice, id, None, &c.user, reporter)?,
+        };
+        dbs.push(db);
+    }
+    // Private copy of the metadata and the scripts (§4.3), inside the private folder.
+    journal.step("private-copy", |_| private_copy(ctx, pkg, private, &c.user))?;
+    // Files (§8.3 step 8).
+    let deployed = match &c.deploy {
+        Some(plan) => {
+            reporter.step(&format!("deploying files to `{}`", c.root.display()));
+            let input = deploy::DeployInput {
+                archive: &pkg.archive,
+                plan,
+                place: Place {
+                    docroot: &c.site.docroot,
+                    prefix: &c.prefix,
+                },
+                target: &c.target,
+                user: &c.user,
+                limits: &ctx.config.archive_limits,
+            };
+            Some(journal.step("deploy", |j| deploy::deploy(j, &input))?)
+        }
+        None => None,
+    };
+    // configure install (§8.3 step 10): journaled before it runs, so that a crash while it runs
+    // is answered by `configure remove` too.
+    if let Some(script) = &c.script {
+        let vars = variables(c, &c.root, &dbs, true);
+        let change = Change::Script {
+            instance: id.to_owned(),
+            action: "install".into(),
+        };
+        journal.step("configure-install", |j| {
+            j.change(change, || script.run(ctx, "install", &[], &vars, reporter))
+        })?;
+    }
+    // Open access (§8.3 step 11).
+    if let Some(d) = &deployed {
+        journal.step("open-access", |_| {
+            deploy::open_access(
+                Place {
+                    docroot: &c.site.docroot,
+                    prefix: &c.prefix,
+                },
+                d.open_mode,
+            )
+        })?;
+    }
+    // The record committed by the caller (§8.3 step 13).
+    let (files, system_changes) = match deployed {
+        Some(d) => (
+            d.files,
+            d.created_parents
+                .iter()
+                .map(|change| aps_store::instances::NewSystemChange {
+                    kind: change.kind().to_owned(),
+                    data_json: change.to_json(),
+                })
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(NewInstance {
         id: id.to_owned(),
         site: c.site.name.clone(),
         prefix: c.prefix.clone(),
@@ -703,106 +730,44 @@ fn apply(
         package_ref: pkg.summary.package.clone(),
         state: InstanceState::Ready,
         choices_json: serde_json::to_string(&c.satisfied.choices).unwrap_or_else(|_| "[]".into()),
-        settings,
-        databases: dbs,
-        system_changes: deployed
-            .as_ref()
-            .map(|d| {
-                d.created_parents
-                    .iter()
-                    .map(|rel| aps_store::instances::NewSystemChange {
-                        kind: CREATED_FOLDER.to_owned(),
-                        data_json: serde_json::json!({ "path": rel }).to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        files: deployed.map(|d| d.files).unwrap_or_default(),
+        settings: stored_settings(ctx, c)?,
+        databases: crate::database::sealed(ctx, dbs)?,
+        system_changes,
+        files,
         at: crate::now(ctx),
-    };
-    Ok(record)
-}
-
-/// §8.3 step 8: stage, deploy and journal the files of the root mapping.
-fn deploy_files(
-    ctx: &Context,
-    pkg: &StoredPackage,
-    c: &Checked<'_>,
-    plan: &DeployPlan,
-    id: &str,
-    journal: &mut Journal<'_>,
-    reporter: &dyn Reporter,
-) -> Result<deploy::Deployed, Error> {
-    reporter.step(&format!("deploying files to `{}`", c.root.display()));
-    let docroot = c.site.docroot.clone();
-    let staging_name = format!(".apsctl-staging-{id}");
-    let place = deploy::Place {
-        docroot: &docroot,
-        prefix: &c.prefix,
-    };
-    let first_missing = place.first_missing();
-    let undo = Undo::RemoveInSite {
-        docroot: docroot.clone(),
-        rel: staging_name.clone(),
-    };
-    let staging = journal.step("stage", undo, || {
-        deploy::create_staging(&docroot, &staging_name)
-    })?;
-    let undo = match &first_missing {
-        Some(rel) => Undo::RemoveInSite {
-            docroot: docroot.clone(),
-            rel: rel.clone(),
-        },
-        None => Undo::RemoveEntries {
-            docroot: docroot.clone(),
-            rel: c.prefix.clone(),
-            entries: Vec::new(),
-        },
-    };
-    let done = journal.step("deploy", undo, || {
-        deploy::deploy(
-            &pkg.archive,
-            plan,
-            &staging,
-            place,
-            &c.user,
-            &ctx.config.archive_limits,
-        )
-    })?;
-    if first_missing.is_none() {
-        journal.refine_last(Undo::RemoveEntries {
-            docroot: docroot.clone(),
-            rel: c.prefix.clone(),
-            entries: done.entries.clone(),
-        })?;
-    }
-    // The staging folder is empty now; a leftover is removed by the journal's undo only on failure.
-    if let Ok(site) = aps_host::safedir::SafeDir::open(&docroot) {
-        let _ = site.remove_dir(&staging_name);
-    }
-    Ok(done)
+    })
 }
 
 /// Copies `APP-META.xml` and `scripts/` from the archive into the private folder: root-owned,
-/// readable by the site user, and a `tmp/` folder owned by the site user.
+/// readable by the site user (files 0644, folders 0755, whatever the umask), and a `tmp/` folder
+/// owned by the site user (0700).
 fn private_copy(
     ctx: &Context,
     pkg: &StoredPackage,
     private: &Path,
     user: &SystemUser,
 ) -> Result<(), Error> {
+    let mkdir = |dir: &Path, mode: u32| -> Result<(), Error> {
+        std::fs::DirBuilder::new()
+            .mode(mode)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        fs_err::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+        Ok(())
+    };
     let meta_dir = private.join("meta");
-    fs_err::create_dir_all(&meta_dir)?;
+    mkdir(&meta_dir, 0o755)?;
     // One opening (central directory checks) serves both copies.
     let mut archive = aps_archive::Archive::open(&pkg.archive, &ctx.config.archive_limits)
         .map_err(|e| Error::Failed(e.to_string()))?;
     let bytes = archive
         .read_file(package::APP_META, 16 << 20)
         .map_err(|e| Error::Failed(e.to_string()))?;
-    fs_err::write(meta_dir.join(package::APP_META), bytes)?;
-    fs_err::set_permissions(&meta_dir, std::fs::Permissions::from_mode(0o755))?;
+    let meta_file = meta_dir.join(package::APP_META);
+    aps_host::fsx::write_atomic(&meta_file, &bytes).map_err(|e| Error::Failed(e.to_string()))?;
+    fs_err::set_permissions(&meta_file, std::fs::Permissions::from_mode(0o644))?;
     let scripts = crate::script::scripts_dir(private);
-    fs_err::create_dir_all(&scripts)?;
+    mkdir(&scripts, 0o755)?;
     archive
         .extract(&scripts, &|name| {
             name.strip_prefix("scripts/")
@@ -810,21 +775,10 @@ fn private_copy(
                 .map(PathBuf::from)
         })
         .map_err(|e| Error::Failed(e.to_string()))?;
-    fs_err::set_permissions(&scripts, std::fs::Permissions::from_mode(0o755))?;
     let tmp = private.join("tmp");
-    fs_err::create_dir_all(&tmp)?;
-    fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))?;
-    aps_host::fsx::chown_tree(&tmp, user.uid(), user.gid())
-        .map_err(|e| Error::Failed(e.to_string()))?;
+    mkdir(&tmp, 0o700)?;
+    aps_host::safedir::SafeDir::open(&tmp)
+        .and_then(|dir| dir.chown(user.uid(), user.gid()))
+        .map_err(Error::Site)?;
     Ok(())
-}
-
-/// §11 Q27: after a successful `configure install`, a later failure runs `configure remove`
-/// before the files and databases go.
-fn undo_script(ctx: &Context, c: &Checked<'_>, dbs: &[InstanceDatabase], reporter: &dyn Reporter) {
-    let Some(script) = &c.script else { return };
-    let vars = variables(c, &c.root, dbs, false);
-    if let Err(e) = script.run(ctx, "remove", &[], &vars, reporter) {
-        reporter.warn(&format!("rolling back: {e}"));
-    }
 }

@@ -8,7 +8,7 @@
 //! Known gap: global settings reach scripts with their package defaults; saved global values
 //! (§8.2) are not stored yet.
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use aps_host::user::SystemUser;
 use aps_meta::model::{Package, Service};
@@ -24,52 +24,70 @@ use crate::site::SiteUrl;
 use crate::vars::VarSet;
 
 /// An instance with its site, package, stored metadata and records.
+///
+/// The site's user, the package and the private copy of the metadata may be gone (a
+/// terminated account, a package removed by hand, a home restored without its instances): a
+/// removal with `--force` goes on without them, so [`Loaded::load_lenient`] keeps what it could
+/// not load as `missing` and the accessors ([`Loaded::user`], [`Loaded::meta`],
+/// [`Loaded::package`]) fail naming it.
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub instance: Instance,
     pub site: Site,
-    pub user: SystemUser,
+    user: Option<SystemUser>,
     pub url: SiteUrl,
-    pub package: StoredPackage,
+    package: Option<StoredPackage>,
     /// The metadata kept in the instance's private folder (what was installed).
-    pub meta: Package,
+    meta: Option<Package>,
     pub settings: Vec<Setting>,
     pub databases: Vec<InstanceDatabase>,
     pub files: Vec<InstanceFile>,
     pub system_changes: Vec<aps_store::instances::SystemChange>,
     pub private: PathBuf,
     pub root: PathBuf,
+    /// What could not be loaded, each as a sentence.
+    pub missing: Vec<String>,
 }
 
 impl Loaded {
-    /// Loads instance `id` (not locked).
+    /// Loads instance `id` (not locked); fails when its user, package or private metadata is
+    /// missing.
     pub(crate) fn load(ctx: &Context, id: &str) -> Result<Self, Error> {
-        let instance = ctx.store.instances().get(id)?;
-        let site = ctx.store.sites().get(&instance.site)?;
+        let loaded = Self::load_lenient(ctx, id)?;
+        if let Some(first) = loaded.missing.first() {
+            return Err(Error::Failed(first.clone()));
+        }
+        Ok(loaded)
+    }
+
+    /// Loads instance `id`, keeping what cannot be loaded in [`Loaded::missing`] instead of
+    /// failing (its store records must be readable).
+    pub(crate) fn load_lenient(ctx: &Context, id: &str) -> Result<Self, Error> {
+        let store = ctx.store()?;
+        let instance = store.instances().get(id)?;
+        let site = store.sites().get(&instance.site)?;
+        let mut missing = Vec::new();
         let user = SystemUser::lookup(&site.system_user)
-            .map_err(|e| Error::Failed(format!("site `{}`: {e}", site.name)))?;
+            .map_err(|e| missing.push(format!("site `{}`: {e}", site.name)))
+            .ok();
         let url = SiteUrl::parse(&site.url)?;
-        let package = package::load(ctx, &instance.package_ref)?;
+        let package = package::load(ctx, &instance.package_ref)
+            .map_err(|e| missing.push(e.to_string()))
+            .ok();
         let private = ctx.home.instance(id);
-        let meta_path = private.join("meta").join(package::APP_META);
-        let bytes = fs_err::read(&meta_path)?;
-        let meta = aps_meta::parse::parse_app_meta(&bytes, &meta_path.display().to_string())
-            .map_err(|e| {
-                Error::Failed(format!(
-                    "the stored metadata of instance {id} is unreadable: {e}"
-                ))
-            })?
-            .package;
+        let meta = read_private_meta(ctx, id, &private)
+            .map_err(|e| missing.push(e.to_string()))
+            .ok();
         let root = if instance.prefix.is_empty() {
             site.docroot.clone()
         } else {
             site.docroot.join(&instance.prefix)
         };
         Ok(Self {
-            settings: unsealed_settings(ctx, ctx.store.instances().settings(id)?)?,
-            databases: crate::database::unsealed(ctx, ctx.store.instances().databases(id)?)?,
-            files: ctx.store.instances().files(id)?,
-            system_changes: ctx.store.instances().system_changes(id)?,
+            settings: unsealed_settings(ctx, store.instances().settings(id)?)?,
+            databases: crate::database::unsealed(ctx, store.instances().databases(id)?)?,
+            files: store.instances().files(id)?,
+            system_changes: store.instances().system_changes(id)?,
             instance,
             site,
             user,
@@ -78,12 +96,43 @@ impl Loaded {
             meta,
             private,
             root,
+            missing,
         })
     }
 
+    fn missing_part(&self, what: &str) -> Error {
+        Error::Failed(
+            self.missing
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("instance {}: its {what} is missing", self.instance.id)),
+        )
+    }
+
+    /// The site's system user.
+    pub(crate) fn user(&self) -> Result<&SystemUser, Error> {
+        self.user
+            .as_ref()
+            .ok_or_else(|| self.missing_part("site user"))
+    }
+
+    /// The installed package in the repository.
+    pub(crate) fn package(&self) -> Result<&StoredPackage, Error> {
+        self.package
+            .as_ref()
+            .ok_or_else(|| self.missing_part("package"))
+    }
+
+    /// The installed metadata (the private copy).
+    pub(crate) fn meta(&self) -> Result<&Package, Error> {
+        self.meta
+            .as_ref()
+            .ok_or_else(|| self.missing_part("private metadata"))
+    }
+
     /// Where the instance lives on its site.
-    pub(crate) fn place(&self) -> crate::deploy::Place<'_> {
-        crate::deploy::Place {
+    pub(crate) fn place(&self) -> crate::placement::Place<'_> {
+        crate::placement::Place {
             docroot: &self.site.docroot,
             prefix: &self.instance.prefix,
         }
@@ -91,7 +140,7 @@ impl Loaded {
 
     /// The root service of the installed metadata.
     pub(crate) fn service(&self) -> Result<&Service, Error> {
-        self.meta
+        self.meta()?
             .root_service()
             .ok_or_else(|| Error::Failed(format!("instance {} has no service", self.instance.id)))
     }
@@ -103,11 +152,14 @@ impl Loaded {
         vars.url(&self.url, &self.instance.prefix);
         let mapping = self
             .meta
-            .root_service()
+            .as_ref()
+            .and_then(Package::root_service)
             .and_then(|s| s.provision.url_mapping.as_ref());
         vars.web(mapping, &self.root);
         vars.databases(&self.databases);
-        vars.global_settings(&self.meta);
+        if let Some(meta) = &self.meta {
+            vars.global_settings(meta);
+        }
         match settings {
             Some(map) => vars.settings(map.iter().map(|(k, (v, s))| (k.as_str(), v.as_str(), *s))),
             None => vars.settings(
@@ -124,13 +176,74 @@ impl Loaded {
         let Some(decl) = self.service()?.provision.configuration_script.as_ref() else {
             return Ok(None);
         };
+        let user = self.user()?;
         Ok(Some(ConfigScript {
             decl,
-            interpreter: crate::runtime::interpreter(ctx, &self.site, &self.user, decl)?,
+            interpreter: crate::runtime::interpreter(ctx, &self.site, user, decl)?,
             scripts_dir: crate::script::scripts_dir(&self.private),
-            user: &self.user,
+            user,
         }))
     }
+}
+
+/// Reads an instance's private copy of APP-META.xml and checks it as an import would (A5 of
+/// the hardening issue): the private folder and the file must be apsctl's own and writable by
+/// nobody else, the metadata must lint without errors, and its scripts must be plain names
+/// inside the private `scripts/` folder. A copy changed behind apsctl's back is refused, never
+/// run.
+fn read_private_meta(ctx: &Context, id: &str, private: &Path) -> Result<Package, Error> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta_path = private.join("meta").join(package::APP_META);
+    let shown = meta_path.display().to_string();
+    let refuse = |why: String| {
+        Error::Failed(format!(
+            "the private metadata of instance {id} (`{shown}`) cannot be trusted: {why}"
+        ))
+    };
+    for path in [
+        private.to_path_buf(),
+        private.join("meta"),
+        meta_path.clone(),
+    ] {
+        let info = fs_err::symlink_metadata(&path).map_err(|e| refuse(e.to_string()))?;
+        if info.file_type().is_symlink() {
+            return Err(refuse(format!("`{}` is a symbolic link", path.display())));
+        }
+        if info.uid() != ctx.env.uid() || info.mode() & 0o022 != 0 {
+            return Err(refuse(format!(
+                "`{}` is owned by uid {} with mode {:o}; it must be apsctl's own and writable by nobody else",
+                path.display(),
+                info.uid(),
+                info.mode() & 0o7777
+            )));
+        }
+    }
+    let bytes = fs_err::read(&meta_path)?;
+    let errors: Vec<String> = aps_meta::lint::lint_meta(&bytes, &shown)
+        .into_iter()
+        .filter(aps_meta::lint::Finding::is_error)
+        .map(|f| format!("{} [{}]", f.message, f.rule))
+        .collect();
+    if !errors.is_empty() {
+        return Err(refuse(errors.join("; ")));
+    }
+    let meta = aps_meta::parse::parse_app_meta(&bytes, &shown)
+        .map_err(|e| refuse(e.to_string()))?
+        .package;
+    for service in meta.all_services() {
+        for decl in service.provision.scripts() {
+            let plain = Path::new(&decl.name)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain || decl.name.is_empty() {
+                return Err(refuse(format!(
+                    "script `{}` is not a plain name inside the private scripts folder",
+                    decl.name
+                )));
+            }
+        }
+    }
+    Ok(meta)
 }
 
 /// Opens the sealed values of secret settings ([`crate::vault`]).
@@ -199,7 +312,7 @@ impl From<InstanceSummary> for InstanceView {
 /// Every instance.
 pub fn list(ctx: &Context) -> Result<Vec<InstanceView>, Error> {
     Ok(ctx
-        .store
+        .store()?
         .instances()
         .list()?
         .into_iter()
@@ -253,17 +366,17 @@ pub struct InstanceDetails {
 
 /// One instance in detail.
 pub fn show(ctx: &Context, id: &str) -> Result<InstanceDetails, Error> {
-    let inst = ctx.store.instances().get(id)?;
-    let site = ctx.store.sites().get(&inst.site)?;
+    let inst = ctx.store()?.instances().get(id)?;
+    let site = ctx.store()?.sites().get(&inst.site)?;
     let summary = ctx
-        .store
+        .store()?
         .instances()
         .list()?
         .into_iter()
         .find(|s| s.id == id)
         .ok_or_else(|| Error::NotFound(format!("instance {id} does not exist")))?;
     let settings = ctx
-        .store
+        .store()?
         .instances()
         .settings(id)?
         .into_iter()
@@ -275,7 +388,7 @@ pub fn show(ctx: &Context, id: &str) -> Result<InstanceDetails, Error> {
         })
         .collect();
     let databases = ctx
-        .store
+        .store()?
         .instances()
         .databases(id)?
         .into_iter()
@@ -290,9 +403,9 @@ pub fn show(ctx: &Context, id: &str) -> Result<InstanceDetails, Error> {
             prefix: d.prefix,
         })
         .collect();
-    let files = ctx.store.instances().files(id)?;
+    let files = ctx.store()?.instances().files(id)?;
     let system_changes = ctx
-        .store
+        .store()?
         .instances()
         .system_changes(id)?
         .into_iter()

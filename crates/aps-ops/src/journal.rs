@@ -1,68 +1,40 @@
-//! The operation journal (D13): every step is written to the store with its undo before it acts.
+//! The operation journal (D13): every change an operation makes is written to the store before
+//! it is made, and marked done (or failed) after.
 //!
-//! Main decision: an undo is plain data ([`Undo`]), serialised into the step's journal row, and
-//! executed by one idempotent function ([`apply_undo`]). The same code therefore undoes a step
-//! after a failure in the running process and after a crash, from `apsctl recover`.
+//! Main decision: the journal records, the executor undoes. A step of an operation is a named
+//! group of [`Change`]s; [`Journal::change`] writes a change as `started`, runs the act, and
+//! marks it `done` or `failed`, so the journal always says how far each change got — a deploy
+//! that fails halfway, a database creation refused because the name appeared meanwhile, a crash
+//! while a script runs. [`Journal::rollback`] (and `apsctl recover`, after a crash) hands each
+//! change and its stage to [`crate::undo`], newest first, which undoes only what the change
+//! provably made. An operation may pass a commit point ([`Journal::commit_point`]); after it an
+//! interruption is completed instead of undone (a removal whose `configure remove` succeeded).
+//! The last store change of an operation and its outcome are one transaction
+//! ([`Journal::finish_with`], §8.0 step 4).
 //!
-//! Known gap: after a crash between a successful `configure install` and the end of the install,
-//! `recover` deletes files and databases without running `configure remove` first (the in-process
-//! rollback does run it, REFERENCE §11 Q27).
-use std::path::{Path, PathBuf};
-
+//! Fault points (test builds only, `aps_failpoint`): `after:<step>` when a step succeeded, and
+//! `journal-write` before every journal write, so that a test can stop an operation between any
+//! two store writes.
 pub use aps_store::journal::Outcome;
-use aps_store::journal::{NewOperation, OperationId};
-use serde::{Deserialize, Serialize};
+use aps_store::journal::{NewOperation, OperationId, StepState};
 
+use crate::change::{Change, Stage};
 use crate::context::Context;
 use crate::error::Error;
 use crate::report::Reporter;
+use crate::undo::Undone;
 
-/// How to take one step back. Every variant is safe to apply twice and when the step never ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "undo", rename_all = "kebab-case")]
-pub enum Undo {
-    /// The step changes nothing that needs undoing.
-    Nothing,
-    /// Remove a folder apsctl created (a staging folder, an instance's private folder).
-    RemoveTree {
-        /// The folder.
-        path: PathBuf,
-    },
-    /// Remove `rel` (a file or a whole folder) inside a site's document root, through folder
-    /// descriptors (links the site's user planted are removed, never followed).
-    RemoveInSite {
-        /// The site's document root.
-        docroot: PathBuf,
-        /// The entry, relative to the document root.
-        rel: String,
-    },
-    /// Remove the listed entries of the folder `rel` (which existed before, empty) in a site.
-    RemoveEntries {
-        /// The site's document root.
-        docroot: PathBuf,
-        /// The folder, relative to the document root (empty for the document root itself).
-        rel: String,
-        /// Its entries apsctl moved in.
-        entries: Vec<String>,
-    },
-    /// Drop a database and its login that apsctl created.
-    DropDatabase {
-        /// The registered server (`db-server add` name).
-        server: String,
-        /// The database.
-        name: String,
-        /// The login.
-        login: String,
-    },
-    /// Give a folder of a site its previous permission bits back.
-    RestoreMode {
-        /// The site's document root.
-        docroot: PathBuf,
-        /// The folder, relative to the document root (empty for the document root itself).
-        rel: String,
-        /// The previous mode (permission bits).
-        mode: u32,
-    },
+/// One journaled change and how far it got.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// Its position in the operation.
+    pub seq: u32,
+    /// The step it belongs to.
+    pub step: String,
+    /// The change.
+    pub change: Change,
+    /// How far it got; `None` once undone.
+    pub stage: Option<Stage>,
 }
 
 /// A running operation's journal.
@@ -70,8 +42,9 @@ pub enum Undo {
 pub struct Journal<'c> {
     ctx: &'c Context,
     op: OperationId,
-    /// (seq, undo) of every step recorded so far, in order.
-    steps: Vec<(u32, Undo)>,
+    /// The step running now (the `kind` of the rows it writes).
+    step: String,
+    entries: Vec<Entry>,
 }
 
 impl<'c> Journal<'c> {
@@ -82,7 +55,8 @@ impl<'c> Journal<'c> {
         kind: &str,
         params: &serde_json::Value,
     ) -> Result<Self, Error> {
-        let op = ctx.store.journal().begin_operation(&NewOperation {
+        fault("journal-write")?;
+        let op = ctx.store()?.journal().begin_operation(&NewOperation {
             instance: instance.map(str::to_owned),
             kind: kind.to_owned(),
             params_json: params.to_string(),
@@ -93,104 +67,199 @@ impl<'c> Journal<'c> {
         Ok(Self {
             ctx,
             op,
-            steps: Vec::new(),
+            step: String::new(),
+            entries: Vec::new(),
         })
     }
 
-    /// Continues an operation found in the journal (by `recover`).
-    pub fn resume(ctx: &'c Context, op: OperationId) -> Self {
-        Self {
+    /// Continues an operation found in the journal (by `recover`, or a removal resuming a
+    /// committed one): its changes as recorded.
+    pub(crate) fn resume(ctx: &'c Context, op: OperationId) -> Result<Self, Error> {
+        let mut entries = Vec::new();
+        for row in ctx.store()?.journal().steps(op)? {
+            let stage = match row.state {
+                StepState::Started => Some(Stage::Started),
+                StepState::Done => Some(Stage::Done),
+                StepState::Failed => Some(Stage::Failed),
+                StepState::Undone => None,
+            };
+            entries.push(Entry {
+                seq: row.seq,
+                step: row.kind,
+                change: Change::from_json(&row.undo_json)?,
+                stage,
+            });
+        }
+        Ok(Self {
             ctx,
             op,
-            steps: Vec::new(),
-        }
+            step: String::new(),
+            entries,
+        })
     }
 
-    /// Runs one step: writes `undo` to the journal, acts, marks the step done.
+    /// The operation's id in the journal.
+    pub(crate) fn id(&self) -> OperationId {
+        self.op
+    }
+
+    /// The changes recorded so far, oldest first.
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Runs step `kind`: `act` makes its changes through [`Journal::change`]. When it succeeds
+    /// the fault point `after:<kind>` is passed.
     pub fn step<T>(
         &mut self,
         kind: &str,
-        undo: Undo,
-        act: impl FnOnce() -> Result<T, Error>,
+        act: impl FnOnce(&mut Self) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let seq = self
-            .ctx
-            .store
-            .journal()
-            .record_step(self.op, kind, &to_json(&undo))?;
-        self.steps.push((seq, undo));
-        let value = act()?;
-        self.ctx.store.journal().step_done(self.op, seq)?;
-        self.failpoint(kind)?;
+        kind.clone_into(&mut self.step);
+        let value = act(self)?;
+        fault(&format!("after:{kind}"))?;
         Ok(value)
     }
 
-    /// The fault point after step `kind` (test builds only, see `aps_failpoint`): `after:<kind>`.
-    fn failpoint(&self, kind: &str) -> Result<(), Error> {
-        aps_failpoint::hit(&format!("after:{kind}")).map_err(|e| Error::Failed(e.to_string()))
+    /// Records `change` as started, runs `act`, and marks the change done (or failed, keeping
+    /// `act`'s error). A change whose act has nothing to do afterwards (`act` is `|| Ok(())`
+    /// for a change made just before) is recorded all the same.
+    pub fn change<T>(
+        &mut self,
+        change: Change,
+        act: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        fault("journal-write")?;
+        let seq =
+            self.ctx
+                .store()?
+                .journal()
+                .record_step(self.op, &self.step, &change.to_json())?;
+        self.entries.push(Entry {
+            seq,
+            step: self.step.clone(),
+            change,
+            stage: Some(Stage::Started),
+        });
+        match act() {
+            Ok(value) => {
+                self.mark(seq, Stage::Done)?;
+                Ok(value)
+            }
+            Err(error) => {
+                // Best effort: the entry stays `started`, which the undo treats the same way.
+                let _ = self.mark(seq, Stage::Failed);
+                Err(error)
+            }
+        }
     }
 
-    /// Replaces the undo of the last step with what the step learned while acting.
-    pub fn refine_last(&mut self, undo: Undo) -> Result<(), Error> {
-        if let Some((seq, last)) = self.steps.last_mut() {
-            self.ctx
-                .store
-                .journal()
-                .update_step_undo(self.op, *seq, &to_json(&undo))?;
-            *last = undo;
+    fn mark(&mut self, seq: u32, stage: Stage) -> Result<(), Error> {
+        fault("journal-write")?;
+        let journal = self.ctx.store()?;
+        match stage {
+            Stage::Done => journal.journal().step_done(self.op, seq)?,
+            Stage::Failed => journal.journal().step_failed(self.op, seq)?,
+            Stage::Started => {}
+        }
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.seq == seq) {
+            entry.stage = Some(stage);
         }
         Ok(())
     }
 
-    /// Undoes every recorded step in reverse, records the outcome and returns `error` with a
-    /// note on anything that could not be undone.
-    pub fn rollback(self, reporter: &dyn Reporter, error: Error) -> Error {
-        let mut leftovers = Vec::new();
-        for (seq, undo) in self.steps.iter().rev() {
-            match apply_undo(self.ctx, undo) {
-                Ok(()) => {
-                    let _ = self.ctx.store.journal().step_undone(self.op, *seq);
-                }
-                Err(e) => {
-                    reporter.warn(&format!("could not undo a step: {e}"));
-                    leftovers.push(e.to_string());
-                }
-            }
-        }
+    /// Marks the operation past its commit point: from now on it is completed, not undone.
+    pub fn commit_point(&mut self) -> Result<(), Error> {
+        fault("journal-write")?;
+        self.ctx
+            .store()?
+            .journal()
+            .commit_point(self.op, crate::now(self.ctx))?;
+        Ok(())
+    }
+
+    /// Undoes every recorded change in reverse, records the outcome and returns `error`, with
+    /// what was deliberately kept and what could not be undone.
+    pub fn rollback(mut self, reporter: &dyn Reporter, error: Error) -> Error {
+        let (kept, leftovers) = self.undo_all(reporter);
         let outcome = if leftovers.is_empty() {
             Outcome::RolledBack
         } else {
             Outcome::Failed
         };
-        let _ = self.ctx.store.journal().finish_operation(
-            self.op,
-            outcome,
-            Some(&error.to_string()),
-            crate::now(self.ctx),
-        );
-        if leftovers.is_empty() {
+        let mut message = error.to_string();
+        if !kept.is_empty() {
+            message.push_str("\nLeft in place on purpose:\n  ");
+            message.push_str(&kept.join("\n  "));
+        }
+        if let Ok(store) = self.ctx.store() {
+            let _ = store.journal().finish_operation(
+                self.op,
+                outcome,
+                Some(&message),
+                crate::now(self.ctx),
+            );
+        }
+        if leftovers.is_empty() && kept.is_empty() {
             error
+        } else if leftovers.is_empty() {
+            Error::Failed(message)
         } else {
             Error::Failed(format!(
-                "{error}\nThe rollback left work for an administrator (run `apsctl recover` to retry):\n  {}",
+                "{message}\nThe rollback left work for an administrator (run `apsctl recover` to retry):\n  {}",
                 leftovers.join("\n  ")
             ))
         }
     }
 
+    /// Runs the undo of every change not undone yet, newest first; returns what was kept on
+    /// purpose and what failed.
+    pub(crate) fn undo_all(&mut self, reporter: &dyn Reporter) -> (Vec<String>, Vec<String>) {
+        let mut kept = Vec::new();
+        let mut leftovers = Vec::new();
+        for i in (0..self.entries.len()).rev() {
+            let Some(stage) = self.entries[i].stage else {
+                continue;
+            };
+            let entry = self.entries[i].clone();
+            match crate::undo::undo(self.ctx, &entry.change, stage, reporter) {
+                Ok(result) => {
+                    if let Undone::Kept(why) = result {
+                        reporter.warn(&why);
+                        kept.push(why);
+                    }
+                    let marked = self
+                        .ctx
+                        .store()
+                        .and_then(|s| Ok(s.journal().step_undone(self.op, entry.seq)?));
+                    if marked.is_ok() {
+                        self.entries[i].stage = None;
+                    }
+                }
+                Err(e) => {
+                    let text = format!("{} ({}): {e}", entry.change.kind(), entry.step);
+                    reporter.warn(&format!("could not undo {text}"));
+                    leftovers.push(text);
+                }
+            }
+        }
+        (kept, leftovers)
+    }
+
     /// Makes the operation's final store change and records its `outcome` in one store
     /// transaction (REFERENCE §8.0 step 4): either both happen or neither. `kind` names this
-    /// commit for the test hooks, which fire just before the transaction (a failure after it
-    /// would find nothing left to undo).
+    /// commit for the fault points, which fire just before the transaction (`after:<kind>`; a
+    /// failure after it would find nothing left to undo).
     pub fn finish_with(
         &self,
         kind: &str,
         outcome: Outcome,
         change: impl FnOnce(&aps_store::Store) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        self.failpoint(kind)?;
+        fault(&format!("after:{kind}"))?;
+        fault("journal-write")?;
         let at = crate::now(self.ctx);
-        self.ctx.store.atomically(|store| {
+        self.ctx.store()?.atomically(|store| {
             change(store)?;
             store
                 .journal()
@@ -199,11 +268,11 @@ impl<'c> Journal<'c> {
         })
     }
 
-    /// Records that the operation went past its commit point and completed what was left.
-    pub fn rolled_forward(self, note: Option<&str>) -> Result<(), Error> {
-        self.ctx.store.journal().finish_operation(
+    /// Records the operation's end with `outcome` and a note.
+    pub fn finish(self, outcome: Outcome, note: Option<&str>) -> Result<(), Error> {
+        self.ctx.store()?.journal().finish_operation(
             self.op,
-            Outcome::RolledForward,
+            outcome,
             note,
             crate::now(self.ctx),
         )?;
@@ -211,88 +280,7 @@ impl<'c> Journal<'c> {
     }
 }
 
-fn to_json(undo: &Undo) -> String {
-    serde_json::to_string(undo).unwrap_or_else(|_| "{\"undo\":\"nothing\"}".into())
-}
-
-/// Parses an undo written by [`Journal::step`].
-pub fn parse_undo(json: &str) -> Result<Undo, Error> {
-    serde_json::from_str(json)
-        .map_err(|e| Error::Failed(format!("unreadable journal entry `{json}`: {e}")))
-}
-
-/// Applies one undo. Idempotent: what is already gone is not an error.
-pub fn apply_undo(ctx: &Context, undo: &Undo) -> Result<(), Error> {
-    match undo {
-        Undo::Nothing => Ok(()),
-        Undo::RemoveTree { path } => remove_tree(path),
-        Undo::RemoveInSite { docroot, rel } => {
-            let place = crate::deploy::Place {
-                docroot,
-                prefix: rel,
-            };
-            let (parent, name) = match rel.rsplit_once('/') {
-                Some((parent, name)) => (parent, name),
-                None => ("", rel.as_str()),
-            };
-            match (crate::deploy::Place {
-                docroot,
-                prefix: parent,
-            })
-            .open_root()
-            {
-                Ok(dir) => dir.remove_tree(name).map_err(crate::deploy::fs_error),
-                Err(_) if !place.root().exists() => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
-        Undo::RemoveEntries {
-            docroot,
-            rel,
-            entries,
-        } => {
-            let place = crate::deploy::Place {
-                docroot,
-                prefix: rel,
-            };
-            let dir = match place.open_root() {
-                Ok(dir) => dir,
-                Err(_) if !place.root().exists() => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                dir.remove_tree(entry).map_err(crate::deploy::fs_error)?;
-            }
-            Ok(())
-        }
-        Undo::DropDatabase {
-            server,
-            name,
-            login,
-        } => {
-            let server = crate::server::connect(ctx, server)?;
-            crate::server::drop_database_and_login(server.as_ref(), name, login)
-        }
-        Undo::RestoreMode { docroot, rel, mode } => {
-            let place = crate::deploy::Place {
-                docroot,
-                prefix: rel,
-            };
-            match place.open_root() {
-                Ok(dir) => dir.set_mode(*mode).map_err(crate::deploy::fs_error),
-                Err(_) if !place.root().exists() => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
-    }
-}
-
-/// Removes a file or a folder tree without following symbolic links; absent is fine.
-pub(crate) fn remove_tree(path: &Path) -> Result<(), Error> {
-    match fs_err::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e.into()),
-        Ok(meta) if meta.is_dir() => Ok(fs_err::remove_dir_all(path)?),
-        Ok(_) => Ok(fs_err::remove_file(path)?),
-    }
+/// Passes fault point `point` (test builds only).
+pub(crate) fn fault(point: &str) -> Result<(), Error> {
+    aps_failpoint::hit(point).map_err(|e| Error::Failed(e.to_string()))
 }

@@ -7,6 +7,7 @@
 //! store (`aps-store`) and host adapters (`aps-host`).
 #![deny(missing_docs)]
 
+pub mod change;
 pub mod configure;
 pub mod context;
 pub mod database;
@@ -16,7 +17,9 @@ pub mod home;
 pub mod install;
 pub mod instance;
 pub mod journal;
+mod lock;
 pub mod package;
+mod placement;
 pub mod recover;
 pub mod remove;
 pub mod report;
@@ -24,6 +27,7 @@ mod runtime;
 mod script;
 pub mod server;
 pub mod site;
+mod undo;
 mod vars;
 pub mod vault;
 

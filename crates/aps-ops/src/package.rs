@@ -181,14 +181,20 @@ fn lint_folder(dir: &Path, report: &mut LintReport) -> Result<(), Error> {
 /// Size and SHA-256 of every regular file below `dir`, by `/`-separated relative name.
 fn hash_folder(dir: &Path) -> Result<BTreeMap<String, FileInfo>, Error> {
     let mut files = BTreeMap::new();
-    crate::deploy::walk(dir, Path::new(""), &mut |rel, is_dir| {
-        let path = dir.join(rel);
-        if is_dir || !fs_err::symlink_metadata(&path)?.is_file() {
+    let top = aps_host::safedir::SafeDir::open(dir).map_err(Error::Site)?;
+    top.walk(&mut |entry, phase| {
+        if phase != aps_host::safedir::Phase::Leaf
+            || entry.kind != aps_host::safedir::EntryKind::File
+        {
             return Ok(());
         }
         let mut hasher = sha2::Sha256::new();
-        let size = std::io::copy(&mut fs_err::File::open(&path)?, &mut hasher)?;
-        let name = rel.to_string_lossy().replace('\\', "/");
+        let size = std::io::copy(
+            &mut entry.parent.open_file(entry.name).map_err(Error::Site)?,
+            &mut hasher,
+        )
+        .map_err(|e| Error::io(&dir.join(entry.rel), e))?;
+        let name = entry.rel.to_string_lossy().replace('\\', "/");
         files.insert(
             name,
             FileInfo {
@@ -197,7 +203,7 @@ fn hash_folder(dir: &Path) -> Result<BTreeMap<String, FileInfo>, Error> {
                 md5: None,
             },
         );
-        Ok(())
+        Ok::<(), Error>(())
     })?;
     Ok(files)
 }
@@ -366,7 +372,7 @@ pub fn import(ctx: &Context, file: &Path) -> Result<ImportReport, Error> {
 
     let identity = identity_key(&pkg.identity());
     if ctx
-        .store
+        .store()?
         .packages()
         .find(&identity, &pkg.version, &pkg.release)?
         .is_some()
@@ -397,7 +403,7 @@ pub fn import(ctx: &Context, file: &Path) -> Result<ImportReport, Error> {
         })?,
         lint_json: serde_json::to_string(&report.warnings).unwrap_or_else(|_| "[]".into()),
     };
-    if let Err(e) = ctx.store.packages().insert(&record) {
+    if let Err(e) = ctx.store()?.packages().insert(&record) {
         let _ = fs_err::remove_file(&stored);
         return Err(e.into());
     }
@@ -457,7 +463,7 @@ fn check_master(ctx: &Context, pkg: &Package) -> Result<(), Error> {
         return Ok(());
     };
     let known = !ctx
-        .store
+        .store()?
         .packages()
         .find_by_identity(&master.id)?
         .is_empty();
@@ -474,7 +480,7 @@ fn check_master(ctx: &Context, pkg: &Package) -> Result<(), Error> {
 /// A readable, stable reference: `<name>-<version>-<release>`, disambiguated by identity.
 fn new_reference(ctx: &Context, pkg: &Package, identity: &str) -> Result<String, Error> {
     let base = slug(&format!("{}-{}-{}", pkg.name, pkg.version, pkg.release));
-    match ctx.store.packages().get(&base) {
+    match ctx.store()?.packages().get(&base) {
         Err(e) if e.kind() == aps_store::StoreErrorKind::NotFound => return Ok(base),
         Err(e) => return Err(e.into()),
         Ok(_) => {}
@@ -528,7 +534,7 @@ pub fn identity_key(identity: &aps_meta::model::Identity) -> String {
 /// Every package in the repository, by name then version.
 pub fn list(ctx: &Context) -> Result<Vec<PackageSummary>, Error> {
     Ok(ctx
-        .store
+        .store()?
         .packages()
         .list()?
         .into_iter()
@@ -562,7 +568,7 @@ pub struct StoredPackage {
 
 /// Loads the package `reference` from the repository.
 pub fn load(ctx: &Context, reference: &str) -> Result<StoredPackage, Error> {
-    let p = ctx.store.packages().get(reference)?;
+    let p = ctx.store()?.packages().get(reference)?;
     let meta: Package = serde_json::from_str(&p.meta_json).map_err(|e| {
         Error::Failed(format!(
             "the stored metadata of package `{reference}` is unreadable: {e}"
@@ -580,7 +586,7 @@ pub fn load(ctx: &Context, reference: &str) -> Result<StoredPackage, Error> {
 /// Removes a package from the repository; refused while an instance uses it.
 pub fn remove(ctx: &Context, reference: &str) -> Result<PackageSummary, Error> {
     let stored = load(ctx, reference)?;
-    ctx.store.packages().delete(reference)?;
+    ctx.store()?.packages().delete(reference)?;
     if let Err(e) = fs_err::remove_file(&stored.archive) {
         if e.kind() != std::io::ErrorKind::NotFound {
             return Err(e.into());

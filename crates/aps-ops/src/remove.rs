@@ -5,27 +5,37 @@
 //! access is given back, the error is shown and everything is kept; (3) the two file trees
 //! (application files as deployed, files created or changed by the instance) are built and the
 //! user's choice applied; (4) resources are freed and every recorded system change rolled back.
-//! A successful `configure remove` is the commit point: later steps are rolled forward, and what
-//! could not be done is reported and left for a second `apsctl remove` (§11 Q27).
+//! A successful `configure remove` is the commit point (without a configuration script, the
+//! disabled access is): later steps are rolled forward, and what could not be done is reported
+//! and left for a second `apsctl remove`, which resumes there without running `configure
+//! remove` again (§11 Q27).
+//!
+//! Account termination: providers delete the system user first. With `--force`, a removal
+//! whose `configure remove` cannot run (the site's user, the package or the private copy is
+//! gone) or keeps failing frees everything it can without it — files (as root, through
+//! descriptors), databases, logins, system changes, store rows — and says what it skipped.
+//!
+//! Kept databases (`--keep-databases`) stay known: they are recorded with their sealed
+//! credentials (`apsctl database kept`), so they can be reached and dropped later.
 //!
 //! "Disabling access" for a site apsctl does not configure a web server for (`--web none`) means
 //! making the instance's root folder private to its owner (mode 0700): a web server running as
 //! another user then answers 403. Known gap: nginx and Apache sites get no server-side block yet.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
-use aps_store::instances::FileKind;
+use aps_host::safedir::{Entry, EntryKind, Phase, SafeDir};
+use aps_store::instances::{FileKind, InstanceState};
 use serde::Serialize;
+use sha2::Digest as _;
 
+use crate::change::{Change, Stage};
 use crate::context::Context;
-use crate::deploy::fs_error;
 use crate::error::Error;
 use crate::instance::Loaded;
-use crate::journal::{self, Journal, Undo};
+use crate::journal::{Journal, Outcome};
+use crate::placement::{Place, split_last};
 use crate::report::{FileChoice, Reporter};
-use aps_host::safedir::SafeDir;
-use sha2::Digest as _;
 
 /// Whether to drop the instance's databases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -47,6 +57,19 @@ pub struct RemoveOptions {
     pub files: Option<FileChoice>,
     /// Drop or keep databases.
     pub databases: Databases,
+    /// `--force`: go on without `configure remove` when it cannot run or fails.
+    pub force: Force,
+}
+
+/// Whether a removal may go on without `configure remove` (account termination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Force {
+    /// Stop when `configure remove` cannot run or fails (the seed's sub-step 2.4).
+    #[default]
+    No,
+    /// Free everything apsctl can without it, and report what was skipped.
+    Yes,
 }
 
 /// What `remove` did and kept.
@@ -65,6 +88,8 @@ pub struct RemoveReport {
     pub databases_dropped: Vec<String>,
     /// Databases kept, with their login.
     pub databases_kept: Vec<String>,
+    /// What `--force` went on without (e.g. `configure remove`, with the reason).
+    pub skipped: Vec<String>,
     /// Things left for an administrator that do not affect the result.
     pub warnings: Vec<String>,
 }
@@ -84,81 +109,236 @@ pub fn remove(
     opts: &RemoveOptions,
     reporter: &dyn Reporter,
 ) -> Result<RemoveReport, Error> {
+    let id = &opts.instance;
     if opts.files.is_none() && !reporter.can_ask() {
         return Err(Error::Invalid(format!(
-            "removing instance {} needs a choice for its files: give `--files all` (remove every file) or `--files app` (keep files the application created or changed)",
-            opts.instance
+            "removing instance {id} needs a choice for its files: give `--files all` (remove every file) or `--files app` (keep files the application created or changed)"
         )));
     }
-    let _lock = crate::configure::lock(ctx, &opts.instance, "removal")?;
-    let loaded = Loaded::load(ctx, &opts.instance)?;
-    let params = serde_json::json!({ "files": opts.files, "databases": opts.databases });
-    let mut journal = Journal::begin(ctx, Some(&opts.instance), "remove", &params)?;
-
-    // Step 1: disable access and remove the URL mapping.
-    let before = disable_access(&mut journal, &loaded, reporter);
-    let previous_mode = before.as_ref().ok().copied().flatten();
-    // Step 2: configure remove (2.1 interpreter check, 2.2 environment, 2.3 run, 2.4 stop on failure).
-    let mut script_succeeded = false;
-    let step2 = (|| {
-        before?;
-        if let Some(script) = loaded.config_script(ctx)? {
-            let vars = loaded.variables(None);
-            journal.step("configure-remove", Undo::Nothing, || {
-                script.run(ctx, "remove", &[], &vars, reporter)?;
-                script_succeeded = true;
-                Ok(())
-            })?;
+    ctx.store()?.instances().get(id)?;
+    let _lock = crate::lock::instance(ctx, id, "removal")?;
+    let loaded = Loaded::load_lenient(ctx, id)?;
+    if loaded.instance.state == InstanceState::Installing {
+        return Err(Error::Conflict(format!(
+            "instance {id} is not installed yet (its install is running or was interrupted: run `apsctl recover`)"
+        )));
+    }
+    if opts.force == Force::No {
+        if let Some(missing) = loaded.missing.first() {
+            return Err(Error::Failed(format!(
+                "instance {id} cannot run `configure remove`: {missing}\nNothing was changed. `apsctl remove {id} --force` frees what it can without it."
+            )));
         }
-        Ok(())
-    })();
-    match step2 {
-        // The application already ran its removal logic: that is the commit point (§11 Q27).
-        Err(e) if script_succeeded => reporter.warn(&format!(
-            "{e}; `configure remove` had succeeded, so the removal goes on"
-        )),
+    }
+    let params = serde_json::json!({
+        "files": opts.files, "databases": opts.databases, "force": opts.force,
+    });
+    // A removal that passed its commit point and stopped halfway resumes where it stopped.
+    if let Some(previous) = committed_removal(ctx, &loaded)? {
+        let mut journal = Journal::begin(ctx, Some(id), "remove", &params)?;
+        journal.commit_point()?;
+        reporter.step(&format!(
+            "instance {id}: resuming removal {} (its `configure remove` had succeeded)",
+            previous.id()
+        ));
+        let choice = choose(opts, &loaded, reporter);
+        let access = access_changes(&previous);
+        return finish(
+            ctx,
+            journal,
+            &loaded,
+            choice,
+            opts.databases,
+            &access,
+            Vec::new(),
+        );
+    }
+    let mut journal = Journal::begin(ctx, Some(id), "remove", &params)?;
+    let mut skipped = Vec::new();
+    // Step 1: disable access and remove the URL mapping. Step 2: configure remove (2.1
+    // interpreter check, 2.2 environment, 2.3 run, 2.4 stop on failure).
+    let steps = disable_access(&mut journal, &loaded, reporter)
+        .and_then(|()| run_configure_remove(ctx, &mut journal, &loaded, reporter));
+    match steps {
+        Ok(()) => {}
+        Err(e) if opts.force == Force::Yes => {
+            reporter.warn(&format!("{e}; --force: going on without it"));
+            skipped.push(format!("`configure remove`: {e}"));
+        }
         Err(e) => {
             let e = journal.rollback(reporter, e);
             return Err(Error::Failed(format!(
-                "{e}\nInstance {} was not removed: its files, databases and records are kept and its access was restored.",
-                opts.instance
+                "{e}\nInstance {id} was not removed: its files, databases and records are kept and its access was restored."
             )));
         }
-        Ok(()) => {}
     }
-    // Past the commit point: roll forward.
-    let choice = match opts.files {
-        Some(c) => c,
-        None => reporter
-            .ask_file_choice(&preview(&loaded))
+    journal.commit_point()?;
+    let choice = choose(opts, &loaded, reporter);
+    let access = access_changes(&journal);
+    finish(
+        ctx,
+        journal,
+        &loaded,
+        choice,
+        opts.databases,
+        &access,
+        skipped,
+    )
+}
+
+/// The file choice: given, or asked (seed sub-step 3.2).
+fn choose(opts: &RemoveOptions, loaded: &Loaded, reporter: &dyn Reporter) -> FileChoice {
+    opts.files.unwrap_or_else(|| {
+        reporter
+            .ask_file_choice(&preview(loaded))
             .unwrap_or_else(|| {
                 reporter.warn("no answer: keeping the files the application created or changed");
                 FileChoice::App
-            }),
-    };
-    finish(ctx, journal, &loaded, choice, opts.databases, previous_mode)
+            })
+    })
 }
 
-/// Seed steps 3 and 4, after a successful `configure remove` (also used by `recover`).
+/// The removal of a `failed` instance that passed its commit point, if there is one: its
+/// `configure remove` already ran and must not run again.
+fn committed_removal<'c>(ctx: &'c Context, loaded: &Loaded) -> Result<Option<Journal<'c>>, Error> {
+    if loaded.instance.state != InstanceState::Failed {
+        return Ok(None);
+    }
+    let latest = ctx
+        .store()?
+        .journal()
+        .latest_operation(&loaded.instance.id, "remove")?;
+    match latest {
+        Some(op) if op.committed_at.is_some() => Ok(Some(Journal::resume(ctx, op.id)?)),
+        _ => Ok(None),
+    }
+}
+
+/// The access changes (step 1) a removal's journal recorded.
+fn access_changes(journal: &Journal<'_>) -> Vec<Change> {
+    journal
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.change, Change::FolderMode { .. }))
+        .map(|e| e.change.clone())
+        .collect()
+}
+
+/// Seed step 2, journaled before it runs. Success is the commit point (marked by the caller).
+fn run_configure_remove(
+    ctx: &Context,
+    journal: &mut Journal<'_>,
+    loaded: &Loaded,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    let Some(script) = loaded.config_script(ctx)? else {
+        return Ok(());
+    };
+    let vars = loaded.variables(None);
+    let change = Change::Script {
+        instance: loaded.instance.id.clone(),
+        action: "remove".into(),
+    };
+    journal.step("configure-remove", |j| {
+        j.change(change, || script.run(ctx, "remove", &[], &vars, reporter))
+    })
+}
+
+/// Seed steps 3 and 4, past the commit point (also used by `recover`): files by `choice`,
+/// databases, access and system changes, then the instance is forgotten.
 pub(crate) fn finish(
     ctx: &Context,
     journal: Journal<'_>,
     loaded: &Loaded,
     choice: FileChoice,
     databases: Databases,
-    previous_mode: Option<u32>,
+    access: &[Change],
+    skipped: Vec<String>,
 ) -> Result<RemoveReport, Error> {
     let id = &loaded.instance.id;
     let mut problems = Vec::new();
     let (removed, kept_files) = match remove_files(loaded, choice) {
         Ok(x) => x,
         Err(e) => {
-            problems.push(format!("files: {e}"));
+            problems.push(format!("files: {}", crate::error::chain(&e)));
             (0, Vec::new())
         }
     };
+    let (dropped, kept_dbs) = free_databases(ctx, loaded, databases, &mut problems);
+    // Step 4.2: the access change of step 1 (a root that survives gets its mode back), then
+    // the recorded system changes, newest first, through the journal's undo executor.
+    for change in access {
+        if let Err(e) = crate::undo::undo(ctx, change, Stage::Done, &crate::report::Silent) {
+            problems.push(format!("access: {e}"));
+        }
+    }
+    let mut warnings = Vec::new();
+    for stored in loaded.system_changes.iter().rev() {
+        let result =
+            Change::from_system_change(&stored.kind, &stored.data_json, &loaded.site.docroot)
+                .and_then(|change| {
+                    crate::undo::undo(ctx, &change, Stage::Done, &crate::report::Silent)
+                });
+        match result {
+            Ok(crate::undo::Undone::Reverted) => {}
+            Ok(crate::undo::Undone::Kept(why)) => warnings.push(why),
+            Err(e) => problems.push(format!(
+                "system change {} ({}): {e}",
+                stored.seq, stored.kind
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        let _ = ctx
+            .store()?
+            .instances()
+            .set_state(id, InstanceState::Failed, crate::now(ctx));
+        let note = problems.join("\n  ");
+        let _ = journal.finish(Outcome::Failed, Some(&note));
+        return Err(Error::Failed(format!(
+            "instance {id} ran `configure remove` but could not be removed completely:\n  {note}\nRun `apsctl remove {id}` again once this is fixed; it resumes here."
+        )));
+    }
+    // Forget the instance and record the outcome in one transaction; only then remove the private
+    // folder (its metadata is what a retried removal or `recover` would need).
+    journal.finish_with("forget", Outcome::RolledForward, |store| {
+        Ok(store.instances().delete(id)?)
+    })?;
+    if let Err(e) = crate::undo::undo(
+        ctx,
+        &Change::HomeFolder {
+            path: loaded.private.clone(),
+        },
+        Stage::Done,
+        &crate::report::Silent,
+    ) {
+        warnings.push(format!(
+            "the private folder of instance {id} is left over: {e}"
+        ));
+    }
+    Ok(RemoveReport {
+        warnings,
+        instance: id.clone(),
+        files: choice,
+        removed,
+        kept_files,
+        databases_dropped: dropped,
+        databases_kept: kept_dbs,
+        skipped,
+    })
+}
+
+/// Seed step 4.1: drops the instance's databases and logins, or keeps them (recorded, with
+/// their sealed credentials). A database other instances still use stays. Returns what was
+/// dropped and what was kept; failures go to `problems`.
+fn free_databases(
+    ctx: &Context,
+    loaded: &Loaded,
+    databases: Databases,
+    problems: &mut Vec<String>,
+) -> (Vec<String>, Vec<String>) {
     let mut dropped = Vec::new();
-    let mut kept_dbs = Vec::new();
+    let mut kept = Vec::new();
     for db in &loaded.databases {
         let label = match &db.prefix {
             Some(prefix) => format!(
@@ -172,15 +352,23 @@ pub(crate) fn finish(
         // Other instances (with table prefixes) may live in this database too. The last instance
         // recorded in a database apsctl created drops it, even one that came to share it.
         let sharers = crate::database::users_of(ctx, db).map_or(2, |u| u.len());
-        if databases == Databases::Keep || sharers > 1 {
-            let why = if databases == Databases::Keep {
-                "kept on request"
-            } else if db.shared {
+        if sharers > 1 {
+            let why = if db.shared {
                 "shared database; the standard gives no way to tell which tables are this instance's (its table prefix is the only hint)"
             } else {
                 "other instances keep their tables in it"
             };
-            kept_dbs.push(format!("{label}, login `{}`: {why}", db.login));
+            kept.push(format!("{label}, login `{}`: {why}", db.login));
+            continue;
+        }
+        if databases == Databases::Keep {
+            match crate::database::keep(ctx, loaded, db) {
+                Ok(kept_id) => kept.push(format!(
+                    "{label}, login `{}`: kept on request as kept database {kept_id} (`apsctl database kept`)",
+                    db.login
+                )),
+                Err(e) => problems.push(format!("database {label}: {e}")),
+            }
             continue;
         }
         match crate::database::drop(ctx, db) {
@@ -188,157 +376,104 @@ pub(crate) fn finish(
             Err(e) => problems.push(format!("database {label}: {e}")),
         }
     }
-    // Step 4.2: roll back recorded system changes (the access change is ours and undone last).
-    if let Err(e) = restore_access(loaded, previous_mode) {
-        problems.push(format!("access: {e}"));
-    }
-    for change in loaded.system_changes.iter().rev() {
-        if let Err(e) = roll_back_change(loaded, change) {
-            problems.push(format!(
-                "system change {} ({}): {e}",
-                change.seq, change.kind
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        let _ = ctx.store.instances().set_state(
-            id,
-            aps_store::instances::InstanceState::Failed,
-            crate::now(ctx),
-        );
-        let note = problems.join("\n  ");
-        let _ = journal.rolled_forward(Some(&note));
-        return Err(Error::Failed(format!(
-            "instance {id} ran `configure remove` but could not be removed completely:
-  {note}
-Run `apsctl remove {id}` again once this is fixed."
-        )));
-    }
-    // Forget the instance and record the outcome in one transaction; only then remove the private
-    // folder (its metadata is what a retried removal or `recover` would need).
-    journal.finish_with("forget", crate::journal::Outcome::RolledForward, |store| {
-        Ok(store.instances().delete(id)?)
-    })?;
-    let mut warnings = Vec::new();
-    if let Err(e) = journal::remove_tree(&loaded.private) {
-        warnings.push(format!(
-            "the private folder of instance {id} is left over: {e}"
-        ));
-    }
-    Ok(RemoveReport {
-        warnings,
-        instance: id.clone(),
-        files: choice,
-        removed,
-        kept_files,
-        databases_dropped: dropped,
-        databases_kept: kept_dbs,
-    })
+    (dropped, kept)
 }
 
-/// Seed step 1: the instance root becomes private to its owner; the previous mode (returned)
-/// is the undo.
+/// Seed step 1: the instance root becomes private to its owner; the previous mode is
+/// journaled first. A root that is gone needs nothing.
 fn disable_access(
     journal: &mut Journal<'_>,
     loaded: &Loaded,
     reporter: &dyn Reporter,
-) -> Result<Option<u32>, Error> {
-    let place = loaded.place();
-    let Ok(root) = place.open_root() else {
-        return Ok(None);
+) -> Result<(), Error> {
+    let Some(root) = loaded.place().open_root_if_present()? else {
+        return Ok(());
     };
     reporter.step(&format!("disabling access to `{}`", loaded.root.display()));
-    let mode = root.mode().map_err(fs_error)?;
-    let undo = Undo::RestoreMode {
+    let mode = root.mode().map_err(Error::Site)?;
+    let change = Change::FolderMode {
         docroot: loaded.site.docroot.clone(),
         rel: loaded.instance.prefix.clone(),
         mode,
     };
-    journal.step("disable-access", undo, || {
-        root.set_mode(0o700).map_err(fs_error)
-    })?;
-    Ok(Some(mode))
-}
-
-/// Step 4.2 for the access change: a root that survives the removal (kept instance files, or
-/// the document root itself) gets its previous mode back.
-fn restore_access(loaded: &Loaded, previous: Option<u32>) -> Result<(), Error> {
-    if let (Ok(root), Some(mode)) = (loaded.place().open_root(), previous) {
-        root.set_mode(mode).map_err(fs_error)?;
-    }
-    Ok(())
+    journal.step("disable-access", |j| {
+        j.change(change, || root.set_mode(0o700).map_err(Error::Site))
+    })
 }
 
 /// Seed sub-step 3.1: the two file trees of an instance.
 #[derive(Debug, Default)]
 struct Trees {
-    /// Application files whose content is as deployed.
-    unchanged: Vec<PathBuf>,
+    /// How many unchanged application files (and emptied deployed folders) there are — or,
+    /// when the walk removes them, how many went.
+    unchanged: usize,
     /// Changed application files and files created by the instance.
     kept: Vec<KeptFile>,
-    /// Folders created by the deployment.
-    dirs: Vec<String>,
 }
 
-fn trees(loaded: &Loaded) -> Result<Trees, Error> {
+/// Walks the instance root through descriptors and sorts every entry into the two trees; with
+/// `remove`, deletes the unchanged application files and the deployed folders left empty as it
+/// goes (seed sub-step 3.3 for `--files app`).
+fn trees(loaded: &Loaded, root: &SafeDir, remove: bool) -> Result<Trees, Error> {
     let recorded: BTreeMap<&str, &aps_store::instances::InstanceFile> =
         loaded.files.iter().map(|f| (f.path.as_str(), f)).collect();
-    let mut unchanged = Vec::new();
-    let mut kept = Vec::new();
-    let mut dirs = Vec::new();
-    let Ok(root) = loaded.place().open_root() else {
-        return Ok(Trees {
-            unchanged,
-            kept,
-            dirs,
-        });
-    };
-    // Walk the opened root (`/proc/self/fd/N`): a root swapped for a link is not walked.
-    crate::deploy::walk(&root.proc_path(), Path::new(""), &mut |rel, is_dir| {
-        let rel_text = rel.to_string_lossy().into_owned();
-        match recorded.get(rel_text.as_str()) {
-            Some(f) if f.kind == FileKind::Dir && is_dir => dirs.push(rel_text),
-            Some(f) if f.kind == FileKind::File && !is_dir => {
-                if same_content(&root, rel, f) {
-                    unchanged.push(rel.to_path_buf());
+    let mut out = Trees::default();
+    root.walk(&mut |entry: &Entry<'_>, phase| {
+        // A name that is not UTF-8 was never deployed: an instance file.
+        let rel = entry.rel.to_str().map(str::to_owned);
+        let record = rel.as_deref().and_then(|r| recorded.get(r));
+        match (phase, record) {
+            (Phase::Leave, Some(f)) if f.kind == FileKind::Dir => {
+                if remove {
+                    match entry.parent.remove_dir_os(entry.name) {
+                        Ok(()) => out.unchanged += 1,
+                        Err(e) if e.is_not_empty() => {}
+                        Err(e) => return Err(Error::Site(e)),
+                    }
+                }
+            }
+            (Phase::Enter | Phase::Leave, _) => {}
+            (Phase::Leaf, Some(f)) if f.kind == FileKind::File && entry.kind == EntryKind::File => {
+                if same_content(entry, f) {
+                    if remove {
+                        entry
+                            .parent
+                            .remove_file_os(entry.name)
+                            .map_err(Error::Site)?;
+                    }
+                    out.unchanged += 1;
                 } else {
-                    kept.push(KeptFile {
-                        path: rel_text,
+                    out.kept.push(KeptFile {
+                        path: shown(entry),
                         reason: "modified",
                     });
                 }
             }
-            _ if is_dir => {}
-            _ => kept.push(KeptFile {
-                path: rel_text,
+            (Phase::Leaf, _) => out.kept.push(KeptFile {
+                path: shown(entry),
                 reason: "instance",
             }),
         }
         Ok(())
     })?;
-    Ok(Trees {
-        unchanged,
-        kept,
-        dirs,
-    })
+    Ok(out)
 }
 
-/// Whether the file `rel` below the instance root still has its recorded size and SHA-256
-/// (read through folder descriptors: a planted link is "changed", never followed).
-fn same_content(root: &SafeDir, rel: &Path, record: &aps_store::instances::InstanceFile) -> bool {
-    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+/// An entry's path for the report (a name that is not UTF-8 is shown with replacement
+/// characters; the entry itself is left as it is).
+fn shown(entry: &Entry<'_>) -> String {
+    entry.rel.to_string_lossy().into_owned()
+}
+
+/// Whether the regular file of `entry` still has its recorded size and SHA-256 (read through
+/// its folder's descriptor: a planted link is "changed", never followed).
+fn same_content(entry: &Entry<'_>, record: &aps_store::instances::InstanceFile) -> bool {
+    if entry.size != record.size {
         return false;
-    };
-    let Ok(mut file) = root
-        .open_rel(parent)
-        .and_then(|dir| dir.open_file(&name.to_string_lossy()))
-    else {
-        return false;
-    };
-    match file.metadata() {
-        Ok(meta) if meta.is_file() && meta.len() == record.size => {}
-        _ => return false,
     }
+    let Ok(mut file) = entry.parent.open_file(entry.name) else {
+        return false;
+    };
     let mut hasher = sha2::Sha256::new();
     if std::io::copy(&mut file, &mut hasher).is_err() {
         return false;
@@ -347,8 +482,15 @@ fn same_content(root: &SafeDir, rel: &Path, record: &aps_store::instances::Insta
 }
 
 /// What the question shows: the instance files that an `app` removal would keep.
-fn preview(loaded: &Loaded) -> String {
-    match trees(loaded) {
+pub(crate) fn preview(loaded: &Loaded) -> String {
+    let listed = loaded
+        .place()
+        .open_root_if_present()
+        .and_then(|root| match root {
+            Some(root) => trees(loaded, &root, false),
+            None => Ok(Trees::default()),
+        });
+    match listed {
         Ok(t) if t.kept.is_empty() => "The instance created or changed no files.".into(),
         Ok(Trees { kept, .. }) => {
             let mut text = format!("Files created or changed by the instance ({}):", kept.len());
@@ -364,120 +506,42 @@ fn preview(loaded: &Loaded) -> String {
     }
 }
 
-/// Seed sub-step 3.3.
+/// Seed sub-step 3.3: removes the files by `choice`; returns how many entries went and the
+/// files kept.
 fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptFile>), Error> {
     let place = loaded.place();
-    let Ok(root) = place.open_root() else {
+    let Some(root) = place.open_root_if_present()? else {
         return Ok((0, Vec::new()));
     };
+    let prefix = &loaded.instance.prefix;
     match choice {
         FileChoice::All => {
-            let mut count = 0;
-            crate::deploy::walk(&root.proc_path(), Path::new(""), &mut |_, _| {
-                count += 1;
-                Ok(())
-            })?;
-            if loaded.instance.prefix.is_empty() {
-                for name in root.names().map_err(fs_error)? {
-                    root.remove_tree(&name).map_err(fs_error)?;
-                }
-            } else {
-                let (parent, name) = split_last(&loaded.instance.prefix);
-                let parent = (crate::deploy::Place {
-                    docroot: &loaded.site.docroot,
-                    prefix: parent,
-                })
-                .open_root()?;
-                parent.remove_tree(name).map_err(fs_error)?;
-            }
-            Ok((count, Vec::new()))
-        }
-        FileChoice::App => {
-            let Trees {
-                unchanged,
-                kept,
-                mut dirs,
-            } = trees(loaded)?;
-            let mut count = 0;
-            for rel in &unchanged {
-                let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-                    continue;
-                };
-                root.open_rel(parent)
-                    .and_then(|dir| dir.remove_file(&name.to_string_lossy()))
-                    .map_err(fs_error)?;
-                count += 1;
-            }
-            // Deepest first; a folder that still holds something is kept.
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
-            for rel in &dirs {
-                let (parent, name) = split_last(rel);
-                let dir = root.open_rel(Path::new(parent)).map_err(fs_error)?;
-                if dir
-                    .open_dir(name)
-                    .and_then(|d| d.is_empty())
-                    .unwrap_or(false)
-                {
-                    dir.remove_dir(name).map_err(fs_error)?;
+            let mut count = root.clear().map_err(Error::Site)?;
+            if !prefix.is_empty() {
+                drop(root);
+                if let Some((parent, name)) = Place::open_parent_of(&loaded.site.docroot, prefix)? {
+                    parent.remove_dir(name).map_err(Error::Site)?;
                     count += 1;
                 }
             }
-            if !loaded.instance.prefix.is_empty() && root.is_empty().map_err(fs_error)? {
-                let (parent, name) = split_last(&loaded.instance.prefix);
-                (crate::deploy::Place {
+            Ok((usize::try_from(count).unwrap_or(usize::MAX), Vec::new()))
+        }
+        FileChoice::App => {
+            let Trees { unchanged, kept } = trees(loaded, &root, true)?;
+            let mut count = unchanged;
+            if !prefix.is_empty() && root.is_empty().map_err(Error::Site)? {
+                drop(root);
+                let (parent, name) = split_last(prefix);
+                (Place {
                     docroot: &loaded.site.docroot,
                     prefix: parent,
                 })
                 .open_root()?
                 .remove_dir(name)
-                .map_err(fs_error)?;
+                .map_err(Error::Site)?;
+                count += 1;
             }
             Ok((count, kept))
         }
     }
-}
-
-/// Rolls back one recorded system change. A folder created above the instance root goes when it
-/// is empty; one that holds something now (the site user's files) stays.
-fn roll_back_change(
-    loaded: &Loaded,
-    change: &aps_store::instances::SystemChange,
-) -> Result<(), Error> {
-    if change.kind != crate::install::CREATED_FOLDER {
-        return Err(Error::Failed(format!(
-            "apsctl does not know how to roll back a `{}` change",
-            change.kind
-        )));
-    }
-    let data: serde_json::Value = serde_json::from_str(&change.data_json).map_err(|e| {
-        Error::Failed(format!(
-            "unreadable system change `{}`: {e}",
-            change.data_json
-        ))
-    })?;
-    let rel = data["path"].as_str().unwrap_or("");
-    if rel.is_empty() {
-        return Ok(());
-    }
-    let (parent, name) = split_last(rel);
-    let Ok(dir) = (crate::deploy::Place {
-        docroot: &loaded.site.docroot,
-        prefix: parent,
-    })
-    .open_root() else {
-        return Ok(());
-    };
-    let empty = dir
-        .open_dir(name)
-        .and_then(|d| d.is_empty())
-        .unwrap_or(false);
-    if empty {
-        dir.remove_dir(name).map_err(fs_error)?;
-    }
-    Ok(())
-}
-
-/// Splits `a/b/c` into `a/b` and `c`, and `c` into an empty parent and `c`.
-fn split_last(rel: &str) -> (&str, &str) {
-    rel.rsplit_once('/').unwrap_or(("", rel))
 }

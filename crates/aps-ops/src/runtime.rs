@@ -302,7 +302,8 @@ impl Checker<'_> {
         }
         let servers = self
             .ctx
-            .store
+            .store()
+            .map_err(|e| e.to_string())?
             .db_servers()
             .list()
             .map_err(|e| e.to_string())?;

@@ -83,7 +83,7 @@ pub(crate) fn host_kind(kind: DbKind) -> ServerType {
 pub fn add(ctx: &Context, opts: &ServerOptions) -> Result<ServerView, Error> {
     crate::site::check_name(&opts.name, "database server")?;
     if ctx
-        .store
+        .store()?
         .db_servers()
         .list()?
         .iter()
@@ -152,7 +152,7 @@ pub fn add(ctx: &Context, opts: &ServerOptions) -> Result<ServerView, Error> {
         version: Some(version.raw),
         created_at: crate::now(ctx),
     };
-    if let Err(e) = ctx.store.db_servers().insert(&record) {
+    if let Err(e) = ctx.store()?.db_servers().insert(&record) {
         if let Some(path) = password_file {
             let _ = fs_err::remove_file(path);
         }
@@ -176,7 +176,7 @@ fn read_password(file: &Path) -> Result<Secret, Error> {
 /// Every registered server.
 pub fn list(ctx: &Context) -> Result<Vec<ServerView>, Error> {
     Ok(ctx
-        .store
+        .store()?
         .db_servers()
         .list()?
         .into_iter()
@@ -186,8 +186,8 @@ pub fn list(ctx: &Context) -> Result<Vec<ServerView>, Error> {
 
 /// Forgets a server; refused while an instance database lives on it.
 pub fn remove(ctx: &Context, name: &str) -> Result<ServerView, Error> {
-    let server = ctx.store.db_servers().get(name)?;
-    ctx.store.db_servers().delete(name)?;
+    let server = ctx.store()?.db_servers().get(name)?;
+    ctx.store()?.db_servers().delete(name)?;
     if let Some(path) = &server.admin_password_file {
         let _ = fs_err::remove_file(path);
     }
@@ -196,7 +196,7 @@ pub fn remove(ctx: &Context, name: &str) -> Result<ServerView, Error> {
 
 /// The administrator connection to the registered server `name`.
 pub fn connect(ctx: &Context, name: &str) -> Result<Box<dyn DatabaseServer>, Error> {
-    let record = ctx.store.db_servers().get(name)?;
+    let record = ctx.store()?.db_servers().get(name)?;
     connect_record(ctx, &record)
 }
 
@@ -228,7 +228,7 @@ pub(crate) fn drop_database_and_login(
     name: &str,
     login: &str,
 ) -> Result<(), Error> {
-    let fail = |e: aps_host::db::DbError| Error::Failed(e.to_string());
+    let fail = |e: aps_host::db::DbError| Error::Failed(crate::error::chain(&e));
     if server.database_exists(name).map_err(fail)? {
         server.drop_database(name).map_err(fail)?;
     }

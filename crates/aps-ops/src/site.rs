@@ -177,7 +177,7 @@ pub fn add(ctx: &Context, opts: &SiteOptions) -> Result<SiteView, Error> {
         php_fastcgi: opts.php_fastcgi.clone(),
         created_at: crate::now(ctx),
     };
-    ctx.store.sites().insert(&site)?;
+    ctx.store()?.sites().insert(&site)?;
     Ok(site.into())
 }
 
@@ -215,7 +215,7 @@ pub(crate) fn check_name(name: &str, what: &str) -> Result<(), Error> {
 /// Every registered site.
 pub fn list(ctx: &Context) -> Result<Vec<SiteView>, Error> {
     Ok(ctx
-        .store
+        .store()?
         .sites()
         .list()?
         .into_iter()
@@ -225,13 +225,13 @@ pub fn list(ctx: &Context) -> Result<Vec<SiteView>, Error> {
 
 /// One site.
 pub fn show(ctx: &Context, name: &str) -> Result<SiteView, Error> {
-    Ok(ctx.store.sites().get(name)?.into())
+    Ok(ctx.store()?.sites().get(name)?.into())
 }
 
 /// Forgets a site; refused while instances live on it.
 pub fn remove(ctx: &Context, name: &str) -> Result<SiteView, Error> {
-    let site = ctx.store.sites().get(name)?;
-    ctx.store.sites().delete(name)?;
+    let site = ctx.store()?.sites().get(name)?;
+    ctx.store()?.sites().delete(name)?;
     Ok(site.into())
 }
 

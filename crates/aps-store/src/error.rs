@@ -218,7 +218,11 @@ fn users_phrase(users: &[String]) -> String {
             .map(|u| format!("`{u}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        let noun = if instances.len() == 1 { "instance" } else { "instances" };
+        let noun = if instances.len() == 1 {
+            "instance"
+        } else {
+            "instances"
+        };
         parts.push(format!("{noun} {list}"));
     }
     parts.extend(kept.into_iter().cloned());

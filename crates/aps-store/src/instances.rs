@@ -469,6 +469,17 @@ impl<'s> Instances<'s> {
         })
     }
 
+    /// Records one more database of the instance (an install records each as it creates it).
+    pub fn add_database(&self, id: &str, db: &InstanceDatabase) -> Result<(), StoreError> {
+        let action = format!("record database `{}` of instance `{id}`", db.db_id);
+        self.store.write(&action, |c| {
+            require(c, id)?;
+            let inserted = insert_database(c, id, db);
+            once(inserted, id, "database", &db.db_id)?;
+            Ok(())
+        })
+    }
+
     /// Sets the instance's state and `updated_at`.
     pub fn set_state(
         &self,
@@ -692,27 +703,8 @@ fn insert_records(c: &Connection, instance: &NewInstance) -> Result<(), Failure>
         let inserted = stmt.execute(params![id, s.setting_id, s.value, s.secret]);
         once(inserted, id, "setting", &s.setting_id)?;
     }
-    let mut stmt = c.prepare_cached(
-        "INSERT INTO instance_databases (instance, db_id, kind, server, name, login, password, \
-         host, port, version, prefix, shared) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
     for d in &instance.databases {
-        let inserted = stmt.execute(params![
-            id,
-            d.db_id,
-            d.kind.as_str(),
-            d.server,
-            d.name,
-            d.login,
-            d.password,
-            d.host,
-            d.port,
-            d.version,
-            d.prefix,
-            d.shared,
-        ]);
-        once(inserted, id, "database", &d.db_id)?;
+        once(insert_database(c, id, d), id, "database", &d.db_id)?;
     }
     let mut stmt = c.prepare_cached(
         "INSERT INTO instance_files (instance, path, kind, size, sha256) \
@@ -735,6 +727,29 @@ fn insert_records(c: &Connection, instance: &NewInstance) -> Result<(), Failure>
         stmt.execute(params![id, seq, change.kind, change.data_json])?;
     }
     Ok(())
+}
+
+/// Inserts one database record of instance `id`.
+fn insert_database(c: &Connection, id: &str, d: &InstanceDatabase) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "INSERT INTO instance_databases (instance, db_id, kind, server, name, login, password, \
+         host, port, version, prefix, shared) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        id,
+        d.db_id,
+        d.kind.as_str(),
+        d.server,
+        d.name,
+        d.login,
+        d.password,
+        d.host,
+        d.port,
+        d.version,
+        d.prefix,
+        d.shared,
+    ])
 }
 
 /// Turns a primary-key violation of an instance record into a message naming the record.

@@ -84,7 +84,8 @@ impl<'s> KeptDatabases<'s> {
     /// Every kept database, oldest first.
     pub fn list(&self) -> Result<Vec<KeptDatabase>, StoreError> {
         self.store.read("list kept databases", |c| {
-            let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM kept_databases ORDER BY id"))?;
+            let mut stmt =
+                c.prepare(&format!("SELECT {COLUMNS} FROM kept_databases ORDER BY id"))?;
             let rows = stmt.query_map([], from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
@@ -122,7 +123,10 @@ pub(crate) fn on_server(c: &rusqlite::Connection, name: &str) -> Result<Vec<Stri
     let ids = stmt
         .query_map([name], |row| row.get::<_, i64>(0))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(ids.into_iter().map(|id| format!("kept database {id}")).collect())
+    Ok(ids
+        .into_iter()
+        .map(|id| format!("kept database {id}"))
+        .collect())
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<KeptDatabase> {

@@ -35,8 +35,8 @@ pub mod instances;
 pub mod journal;
 pub mod kept;
 mod migrate;
-pub mod pool;
 pub mod packages;
+pub mod pool;
 pub mod servers;
 pub mod sites;
 mod sql;
@@ -53,10 +53,10 @@ pub use instances::{
     NewInstance, NewSystemChange, OwnerScope, PackageKey, Setting, SettingUse, SettingValuesQuery,
     SystemChange,
 };
-pub use pool::{PooledStore, StorePool};
-pub use kept::{KeptDatabase, KeptDatabases};
 pub use journal::{Journal, NewOperation, Operation, OperationId, Outcome, Step, StepState};
+pub use kept::{KeptDatabase, KeptDatabases};
 pub use packages::{Package, PackageSummary, Packages};
+pub use pool::{PooledStore, StorePool};
 pub use servers::{DbKind, DbServer, DbServers};
 pub use sites::{Site, Sites, WebKind};
 pub use time::Timestamp;

@@ -69,14 +69,20 @@ impl Deref for PooledStore<'_> {
 
     fn deref(&self) -> &Store {
         // Present from `get` until `drop`.
-        self.store.as_ref().unwrap_or_else(|| unreachable!("a pooled store is present until dropped"))
+        self.store
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a pooled store is present until dropped"))
     }
 }
 
 impl Drop for PooledStore<'_> {
     fn drop(&mut self) {
         if let Some(store) = self.store.take() {
-            let mut idle = self.pool.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut idle = self
+                .pool
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if idle.len() < MAX_IDLE {
                 idle.push(store);
             }

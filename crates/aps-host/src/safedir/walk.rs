@@ -157,12 +157,12 @@ impl SafeDir {
                 .as_ref()
                 .unwrap_or_else(|| unreachable!("the top frame is always open"));
             let rel = frame.rel.join(&name);
-            let stat = match rustix::fs::statat(&dir.fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
-            {
-                Ok(stat) => stat,
-                Err(rustix::io::Errno::NOENT) => continue,
-                Err(e) => return Err(err("inspect", &dir.path.join(&name))(e).into()),
-            };
+            let stat =
+                match rustix::fs::statat(&dir.fd, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(stat) => stat,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => return Err(err("inspect", &dir.path.join(&name))(e).into()),
+                };
             let kind = kind_of(stat.st_mode);
             let entry = Entry {
                 parent: dir,
@@ -189,7 +189,8 @@ impl SafeDir {
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e.into()),
             };
-            let opened = rustix::fs::fstat(&child.fd).map_err(err("inspect folder", &child.path))?;
+            let opened =
+                rustix::fs::fstat(&child.fd).map_err(err("inspect folder", &child.path))?;
             if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
                 return Err(changed(&child.path).into());
             }
@@ -224,14 +225,7 @@ impl SafeDir {
         let mut count = 1;
         self.walk(&mut |entry: &Entry<'_>, phase| {
             if phase != Phase::Leave {
-                rustix::fs::chownat(
-                    &entry.parent.fd,
-                    entry.name,
-                    Some(rustix::fs::Uid::from_raw(uid)),
-                    Some(rustix::fs::Gid::from_raw(gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(err("change the owner of", &entry.parent.path.join(entry.name)))?;
+                entry.parent.chown_entry(entry.name, uid, gid)?;
                 count += 1;
             }
             Ok::<(), SafeDirError>(())
@@ -260,6 +254,60 @@ impl SafeDir {
         Ok(count)
     }
 
+    /// Removes the file (or link) `name`, any bytes but `/` and NUL.
+    pub fn remove_file_os(&self, name: &OsStr) -> Result<(), SafeDirError> {
+        let path = self.path.join(check_os_name(name, &self.path)?);
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(err("remove file", &path))
+    }
+
+    /// Removes the empty folder `name`, any bytes but `/` and NUL.
+    pub fn remove_dir_os(&self, name: &OsStr) -> Result<(), SafeDirError> {
+        let path = self.path.join(check_os_name(name, &self.path)?);
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
+            .map_err(err("remove folder", &path))
+    }
+
+    /// The folder's owner, group and permission bits.
+    pub fn stat_owner(&self) -> Result<(u32, u32, u32), SafeDirError> {
+        let stat = rustix::fs::fstat(&self.fd).map_err(err("inspect folder", &self.path))?;
+        Ok((stat.st_uid, stat.st_gid, stat.st_mode & 0o7777))
+    }
+
+    /// Makes the folder this process's own with mode 0700, so that nobody else can enter it or
+    /// change anything in it (a site folder apsctl fills).
+    pub fn take_over(&self) -> Result<(), SafeDirError> {
+        self.chown(
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )?;
+        self.set_mode(0o700)
+    }
+
+    /// Sets the permission bits of the entry `name` (which must not be a link: `fchmodat`
+    /// follows links, so use it only in folders nobody else can write to).
+    pub fn set_entry_mode(&self, name: &OsStr, mode: u32) -> Result<(), SafeDirError> {
+        rustix::fs::chmodat(&self.fd, name, Mode::from_raw_mode(mode), AtFlags::empty())
+            .map_err(err("change the mode of", &self.path.join(name)))
+    }
+
+    /// Gives the entry `name` (a link itself, never its target) to `uid`:`gid`.
+    pub fn chown_entry(&self, name: &OsStr, uid: u32, gid: u32) -> Result<(), SafeDirError> {
+        rustix::fs::chownat(
+            &self.fd,
+            name,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(err("change the owner of", &self.path.join(name)))
+    }
+
+    /// The folder's owner and permission bits.
+    pub fn owner_and_mode(&self) -> Result<(u32, u32), SafeDirError> {
+        let stat = rustix::fs::fstat(&self.fd).map_err(err("inspect folder", &self.path))?;
+        Ok((stat.st_uid, stat.st_mode & 0o7777))
+    }
+
     /// A second descriptor for this folder.
     pub fn try_clone(&self) -> Result<Self, SafeDirError> {
         Ok(Self {
@@ -284,7 +332,11 @@ impl SafeDir {
 /// One plain name as raw bytes (no `/`, NUL, `.` or `..`).
 pub(crate) fn check_os_name<'a>(name: &'a OsStr, path: &Path) -> Result<&'a OsStr, SafeDirError> {
     let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') || bytes.contains(&0)
+    if bytes.is_empty()
+        || bytes == b"."
+        || bytes == b".."
+        || bytes.contains(&b'/')
+        || bytes.contains(&0)
     {
         return Err(SafeDirError {
             action: "use the name",
@@ -416,6 +468,10 @@ mod tests {
         let link = fs_err::symlink_metadata(tree.join("a/b/link")).unwrap();
         assert_eq!((link.uid(), link.gid()), (4242, 4343));
         let target = fs_err::metadata(&outside).unwrap();
-        assert_eq!(target.uid(), nix::unistd::geteuid().as_raw(), "the link's target is untouched");
+        assert_eq!(
+            target.uid(),
+            nix::unistd::geteuid().as_raw(),
+            "the link's target is untouched"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use aps_ops::install::{InstallOptions, License, RunMode};
-use aps_ops::remove::{Databases, RemoveOptions};
+use aps_ops::remove::{Databases, Force, RemoveOptions};
 use aps_ops::report::FileChoice;
 use clap::{Args as ClapArgs, Subcommand, ValueEnum};
 use serde_json::json;
@@ -85,6 +85,10 @@ pub struct RemoveArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
+    /// When `configure remove` cannot run (the site's user, the package or the private copy is
+    /// gone) or keeps failing, free everything apsctl can without it and say what was skipped.
+    #[arg(long)]
+    force: bool,
 }
 
 /// File choices of `remove`.
@@ -286,6 +290,7 @@ pub fn remove(args: RemoveArgs, s: super::Session, out: &Printer) -> anyhow::Res
         } else {
             Databases::Drop
         },
+        force: if args.force { Force::Yes } else { Force::No },
     };
     let report = aps_ops::remove::remove(&ctx, &opts, out)?;
     for warning in &report.warnings {
@@ -304,6 +309,9 @@ pub fn remove(args: RemoveArgs, s: super::Session, out: &Printer) -> anyhow::Res
         }
         for db in &report.databases_kept {
             let _ = writeln!(t, "kept database: {db}");
+        }
+        for skipped in &report.skipped {
+            let _ = writeln!(t, "skipped (--force): {skipped}");
         }
         for db in &report.databases_dropped {
             let _ = writeln!(t, "dropped database: {db}");

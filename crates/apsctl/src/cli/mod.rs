@@ -2,6 +2,7 @@
 //!
 //! Arguments are parsed in two stages, as ripgrep does: clap collects raw values here, and each
 //! handler turns them into a checked `aps_ops` options struct before calling the operation.
+mod database;
 mod instance;
 mod package;
 mod site;
@@ -41,6 +42,10 @@ pub struct Args {
         env = "APSCTL_MAX_PACKAGE_SIZE"
     )]
     pub max_package_size: Option<u64>,
+    /// Seconds to wait for a lock another operation holds: on the instance (default: do not
+    /// wait, refuse at once) and on the site for an install (default 600).
+    #[arg(long, global = true, value_name = "SECONDS", env = "APSCTL_WAIT")]
+    pub wait: Option<u64>,
     /// Print exactly one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -75,6 +80,9 @@ pub enum Command {
     Remove(instance::RemoveArgs),
     /// Bring operations interrupted by a crash to a consistent state.
     Recover,
+    /// Databases kept after their instance was removed: list and drop them.
+    #[command(subcommand)]
+    Database(database::DatabaseCmd),
 }
 
 /// Runs the command.
@@ -86,6 +94,7 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
     if let Some(bytes) = args.max_package_size {
         config.archive_limits.max_total_uncompressed = bytes;
     }
+    config.lock_wait = args.wait.map(std::time::Duration::from_secs);
     let s = Session {
         home: home_dir(args.home, &env),
         env,
@@ -100,6 +109,7 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
         Command::Configure(args) => instance::configure(args, s, printer),
         Command::Remove(args) => instance::remove(args, s, printer),
         Command::Recover => instance::recover(s, printer),
+        Command::Database(cmd) => database::run(cmd, s, printer),
     }
 }
 
