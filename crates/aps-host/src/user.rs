@@ -222,6 +222,22 @@ impl SystemUser {
     }
 }
 
+/// The name of group `gid`, when the group database has it (for messages).
+pub fn group_name(gid: u32) -> Option<String> {
+    nix::unistd::Group::from_gid(Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+}
+
+/// The name of user `uid`, when the user database has it (for messages).
+pub fn user_name(uid: u32) -> Option<String> {
+    User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
 /// Where the start of the login range is configured.
 pub const LOGIN_DEFS: &str = "/etc/login.defs";
 

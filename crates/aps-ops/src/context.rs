@@ -17,6 +17,9 @@ pub struct Config {
     pub script_timeout: Duration,
     /// How many bytes of a script's stdout and of its stderr are kept.
     pub output_cap: usize,
+    /// The lowest uid a site's user may have; `None`: the start of the login range (`UID_MIN` in
+    /// `/etc/login.defs`, default 1000). Root is refused whatever this says.
+    pub min_site_uid: Option<u32>,
 }
 
 impl Default for Config {
@@ -25,6 +28,7 @@ impl Default for Config {
             archive_limits: Limits::default(),
             script_timeout: Duration::from_secs(15 * 60),
             output_cap: 1 << 20,
+            min_site_uid: None,
         }
     }
 }

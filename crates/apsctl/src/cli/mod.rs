@@ -41,6 +41,10 @@ pub struct Args {
         env = "APSCTL_MAX_PACKAGE_SIZE"
     )]
     pub max_package_size: Option<u64>,
+    /// Lowest uid a site's user may have (default: `UID_MIN` from /etc/login.defs, else 1000);
+    /// root is always refused.
+    #[arg(long, global = true, value_name = "UID", env = "APSCTL_MIN_SITE_UID")]
+    pub min_site_uid: Option<u32>,
     /// Print exactly one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -86,6 +90,7 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
     if let Some(bytes) = args.max_package_size {
         config.archive_limits.max_total_uncompressed = bytes;
     }
+    config.min_site_uid = args.min_site_uid;
     let s = Session {
         home: home_dir(args.home, &env),
         env,
