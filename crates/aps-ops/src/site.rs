@@ -376,18 +376,17 @@ fn check_no_overlap(ctx: &Context, docroot: &Path) -> Result<(), Error> {
     for other in ctx.store.sites().list()? {
         let theirs = &other.docroot;
         let how = if theirs.as_path() == docroot {
-            "is already the document root"
+            String::from("is already the document root")
         } else if docroot.starts_with(theirs) {
-            "lies inside the document root"
+            format!("lies inside the document root `{}`", theirs.display())
         } else if theirs.starts_with(docroot) {
-            "contains the document root"
+            format!("contains the document root `{}`", theirs.display())
         } else {
             continue;
         };
         return Err(Error::Conflict(format!(
-            "document root `{}` {how} `{}` of site `{}`; sites must not share files",
+            "document root `{}` {how} of site `{}`; sites must not share files",
             docroot.display(),
-            theirs.display(),
             other.name
         )));
     }
@@ -446,7 +445,7 @@ fn check_writers(docroot: &Path, chain: &[SafeDir], user: &SystemUser) -> Result
         )))
     };
     for (i, (dir, info)) in infos.iter().enumerate() {
-        let below = infos.get(i + 1).map(|(_, next)| next);
+        let below = infos.get(i + 1);
         if !trusted_owner(info.uid) {
             return refuse(dir, format!("belongs to {}", describe_user(info.uid)));
         }
@@ -462,14 +461,21 @@ fn check_writers(docroot: &Path, chain: &[SafeDir], user: &SystemUser) -> Result
         }
         if info.mode & 0o002 != 0 {
             // Sticky: others may add entries but not rename or remove the one below.
-            let sticky_ok =
-                info.mode & 0o1000 != 0 && below.is_some_and(|next| trusted_owner(next.uid));
-            if !sticky_ok {
-                return refuse(
-                    dir,
-                    format!("is writable by everyone (mode {:o})", info.mode),
-                );
-            }
+            let why = match below {
+                _ if info.mode & 0o1000 == 0 => {
+                    format!("is writable by everyone (mode {:o})", info.mode)
+                }
+                Some((next, next_info)) if !trusted_owner(next_info.uid) => format!(
+                    "is writable by everyone (mode {:o}) and `{}` below it belongs to {}",
+                    info.mode,
+                    next.display(),
+                    describe_user(next_info.uid)
+                ),
+                None => format!("is writable by everyone (mode {:o})", info.mode),
+                // Sticky: others may add entries but not rename or remove the one below.
+                Some(_) => continue,
+            };
+            return refuse(dir, why);
         }
     }
     Ok(())
