@@ -11,7 +11,6 @@
 //! user at fault, and for storing nothing.
 #![expect(
     clippy::unwrap_used,
-    clippy::missing_panics_doc,
     reason = "test fixture: a failed setup step is a failed test"
 )]
 
