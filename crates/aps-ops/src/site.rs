@@ -263,13 +263,16 @@ pub fn add(ctx: &Context, opts: &SiteOptions) -> Result<SiteView, Error> {
     check_apart_from_home(ctx, &docroot)?;
     check_no_overlap(ctx, &docroot)?;
     let chain = open_docroot(&docroot)?;
-    let info = |dir: &SafeDir| dir.info().map_err(Error::from);
-    let root_info = chain.last().map(info).transpose()?.ok_or_else(|| {
-        Error::Invalid(format!(
-            "document root `{}` cannot be used",
-            docroot.display()
-        ))
-    })?;
+    // The walk hands back every folder from `/`; the last one is the document root itself.
+    let root_info = chain
+        .last()
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "document root `{}` cannot be used",
+                docroot.display()
+            ))
+        })?
+        .info()?;
     let user = match &opts.user {
         Some(name) => SystemUser::lookup(name).map_err(|e| Error::Invalid(e.to_string()))?,
         None => owner_of(&docroot, root_info.uid)?,
