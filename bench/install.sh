@@ -17,10 +17,14 @@ setup_work
 
 HOME_DIR="$WORK/home"
 DOCROOT="$WORK/site/docroot"
+# A login account: `site add` refuses system accounts (uid below UID_MIN of /etc/login.defs).
 if ! id "$SITE_USER" >/dev/null 2>&1; then
-    log "creating system user $SITE_USER (left in place)…"
-    useradd --system --no-create-home --shell /usr/sbin/nologin "$SITE_USER"
+    log "creating user $SITE_USER (left in place)…"
+    useradd --no-create-home --shell /usr/sbin/nologin "$SITE_USER"
 fi
+uid_min=$(( $(awk '$1 == "UID_MIN" { v = $2 } END { print v ? v : 1000 }' /etc/login.defs 2>/dev/null || echo 1000) ))
+[ "$(id -u "$SITE_USER")" -ge "$uid_min" ] \
+    || die "user $SITE_USER is a system account (uid $(id -u "$SITE_USER") < $uid_min), which apsctl refuses as a site's user; remove it (userdel $SITE_USER) or set SITE_USER"
 mkdir -p "$DOCROOT"
 chmod 755 "$WORK/site"
 chown "$SITE_USER:" "$DOCROOT"

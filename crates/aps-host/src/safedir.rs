@@ -286,6 +286,143 @@ impl SafeDir {
     }
 }
 
+/// The owner and permission bits of an opened folder ([`SafeDir::info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderInfo {
+    /// The owner's uid.
+    pub uid: u32,
+    /// The group's gid.
+    pub gid: u32,
+    /// The permission bits, set-id and sticky bits included (`st_mode & 0o7777`).
+    pub mode: u32,
+}
+
+impl SafeDirError {
+    /// Whether the cause is a symbolic link met where none is followed (`ELOOP`).
+    pub fn is_link(&self) -> bool {
+        self.source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+    }
+}
+
+/// Whole absolute paths opened without following a link anywhere in them.
+///
+/// [`SafeDir::open`] trusts the components above the last one. A site's document root, though,
+/// may lie below folders its user owns (`/home/u1/domains/a.example/public_html`), and the user
+/// can replace any of them with a link to another tenant's folder. These functions refuse a link
+/// in any component: [`SafeDir::open_no_links`] asks the kernel (`openat2` with
+/// `RESOLVE_NO_SYMLINKS`), [`SafeDir::open_ancestry`] walks from `/` one `O_NOFOLLOW` component
+/// at a time and hands back every folder on the way, so callers can check who may write to them.
+impl SafeDir {
+    /// Opens the absolute `path`, refusing a symbolic link in any of its components.
+    ///
+    /// Uses `openat2(RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`; when that fails (the kernel
+    /// lacks it, `ENOSYS`, or the path is refused) the component walk of [`Self::open_ancestry`]
+    /// runs instead, which also names the component at fault: a link gives an error whose
+    /// [`SafeDirError::is_link`] holds and whose path is the link itself. `..` is refused.
+    pub fn open_no_links(path: &Path) -> Result<Self, SafeDirError> {
+        let path = plain_absolute(path)?;
+        let resolve =
+            rustix::fs::ResolveFlags::NO_SYMLINKS | rustix::fs::ResolveFlags::NO_MAGICLINKS;
+        match rustix::fs::openat2(rustix::fs::CWD, &path, DIR_FLAGS, Mode::empty(), resolve) {
+            Ok(fd) => Ok(Self { fd, path }),
+            // The walk either names the component at fault or, if the tree changed meanwhile,
+            // opens the folder with the same guarantee.
+            Err(_) => Self::walk(&path, |_| {}),
+        }
+    }
+
+    /// Opens `/` and then each component of the absolute `path` below the previous one with
+    /// `O_NOFOLLOW`, returning every folder from `/` to `path` itself, in that order.
+    ///
+    /// A component that is a symbolic link is refused with an error naming it
+    /// ([`SafeDirError::is_link`]); a missing one with an error naming the first missing folder
+    /// ([`SafeDirError::is_not_found`]). `..` is refused.
+    pub fn open_ancestry(path: &Path) -> Result<Vec<Self>, SafeDirError> {
+        let path = plain_absolute(path)?;
+        let mut chain = Vec::new();
+        let last = Self::walk(&path, |dir| chain.push(dir))?;
+        chain.push(last);
+        Ok(chain)
+    }
+
+    /// Walks from `/` to `path` (already checked by [`plain_absolute`]); each folder above the
+    /// last goes to `keep`, the last is returned.
+    fn walk(path: &Path, mut keep: impl FnMut(Self)) -> Result<Self, SafeDirError> {
+        let mut dir = Self::open(Path::new("/"))?;
+        for part in path.components() {
+            let Component::Normal(name) = part else {
+                continue;
+            };
+            let next_path = dir.path.join(name);
+            let fd = match rustix::fs::openat(&dir.fd, name, DIR_FLAGS, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let is_link = rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| {
+                            rustix::fs::FileType::from_raw_mode(st.st_mode)
+                                == rustix::fs::FileType::Symlink
+                        });
+                    if is_link {
+                        return Err(err("walk through the symbolic link", &next_path)(
+                            rustix::io::Errno::LOOP,
+                        ));
+                    }
+                    return Err(err("open folder", &next_path)(e));
+                }
+            };
+            keep(std::mem::replace(
+                &mut dir,
+                Self {
+                    fd,
+                    path: next_path,
+                },
+            ));
+        }
+        Ok(dir)
+    }
+
+    /// The folder's owner and permission bits.
+    pub fn info(&self) -> Result<FolderInfo, SafeDirError> {
+        let stat = rustix::fs::fstat(&self.fd).map_err(err("inspect folder", &self.path))?;
+        Ok(FolderInfo {
+            uid: stat.st_uid,
+            gid: stat.st_gid,
+            mode: stat.st_mode & 0o7777,
+        })
+    }
+}
+
+/// `path` as an absolute path of plain names (`.` and repeated `/` dropped); `..` and relative
+/// paths are refused.
+fn plain_absolute(path: &Path) -> Result<PathBuf, SafeDirError> {
+    let mut plain = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::RootDir if plain.as_os_str().is_empty() => plain.push("/"),
+            Component::Normal(name) if !plain.as_os_str().is_empty() => plain.push(name),
+            Component::CurDir => {}
+            _ => {
+                return Err(SafeDirError {
+                    action: "walk to",
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "only absolute paths without `..` are walked",
+                    ),
+                });
+            }
+        }
+    }
+    if plain.as_os_str().is_empty() {
+        return Err(SafeDirError {
+            action: "walk to",
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path is empty"),
+        });
+    }
+    Ok(plain)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +497,65 @@ mod tests {
             "existing names are refused"
         );
         assert!(dir.open_dir("..").is_err());
+    }
+
+    #[test]
+    fn whole_paths_are_opened_without_any_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("b.example/public_html");
+        fs_err::create_dir_all(&real).unwrap();
+        fs_err::create_dir_all(tmp.path().join("a.example/public_html")).unwrap();
+        let good = tmp.path().join("a.example/public_html");
+        let dir = SafeDir::open_no_links(&good).unwrap();
+        assert_eq!(dir.path(), good);
+        let chain = SafeDir::open_ancestry(&good).unwrap();
+        assert_eq!(chain.first().unwrap().path(), Path::new("/"));
+        assert_eq!(chain.last().unwrap().path(), good);
+        assert_eq!(chain.len(), good.components().count());
+        assert_eq!(
+            chain.last().unwrap().info().unwrap().uid,
+            nix::unistd::geteuid().as_raw()
+        );
+
+        // A parent replaced by a link: refused by openat2 and by the walk, naming the link.
+        fs_err::remove_dir_all(tmp.path().join("a.example")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("b.example"), tmp.path().join("a.example"))
+            .unwrap();
+        assert!(SafeDir::open(&good).is_ok(), "open() trusts the parents");
+        let link = tmp.path().join("a.example");
+        for e in [
+            SafeDir::open_no_links(&good).unwrap_err(),
+            SafeDir::open_ancestry(&good).unwrap_err(),
+            SafeDir::walk(&good, |_| {}).unwrap_err(),
+        ] {
+            assert!(e.is_link(), "{e}");
+            assert_eq!(e.path, link);
+            assert!(
+                e.to_string().contains(&format!("`{}`", link.display())),
+                "{e}"
+            );
+        }
+        // The kernel itself refuses the link (where it has openat2).
+        let resolve = rustix::fs::ResolveFlags::NO_SYMLINKS;
+        match rustix::fs::openat2(rustix::fs::CWD, &good, DIR_FLAGS, Mode::empty(), resolve) {
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOSYS) => {}
+            other => panic!("openat2 followed the link: {other:?}"),
+        }
+        // The last component as a link.
+        assert!(SafeDir::open_no_links(&link).unwrap_err().is_link());
+
+        // Missing folders are named; `..` and relative paths are refused.
+        let missing = SafeDir::open_no_links(&tmp.path().join("none/deeper")).unwrap_err();
+        assert!(missing.is_not_found());
+        assert_eq!(missing.path, tmp.path().join("none"));
+        for bad in ["relative/path", "/tmp/../etc", ""] {
+            assert!(SafeDir::open_no_links(Path::new(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(
+            SafeDir::open_no_links(Path::new("//tmp/./"))
+                .unwrap()
+                .path(),
+            Path::new("/tmp")
+        );
     }
 }

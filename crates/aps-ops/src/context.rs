@@ -25,6 +25,9 @@ pub struct Config {
     /// How long to wait for a lock held by another operation (`--wait`); `None` waits the
     /// default of each lock (see [`crate::lock`]).
     pub lock_wait: Option<Duration>,
+    /// The lowest uid a site's user may have; `None`: the start of the login range (`UID_MIN` in
+    /// `/etc/login.defs`, default 1000). Root is refused whatever this says.
+    pub min_site_uid: Option<u32>,
 }
 
 impl Default for Config {
@@ -34,6 +37,7 @@ impl Default for Config {
             script_timeout: Duration::from_secs(15 * 60),
             output_cap: 1 << 20,
             lock_wait: None,
+            min_site_uid: None,
         }
     }
 }

@@ -4,9 +4,39 @@
 //! its document root (whose tree is its URL structure), its public URL, the system user that owns
 //! its files and runs its scripts, and its PHP — and apsctl checks all of it at registration, so
 //! an install never discovers a broken site half-way.
-use std::path::{Path, PathBuf};
+//!
+//! apsctl runs as root and acts inside document roots that belong to site users, who may be
+//! hostile to each other. `site add` therefore refuses every site it could not later act on
+//! safely ([`add`]):
+//!
+//! - the document root is an absolute path without `..`, and neither it nor any folder above it
+//!   is a symbolic link (it is walked from `/` with `O_NOFOLLOW`, [`SafeDir::open_ancestry`], and
+//!   stored exactly as given: nothing is resolved behind the administrator's back);
+//! - it is a folder that exists (a missing one is refused input, naming the first missing folder);
+//! - it is no system folder ([`SYSTEM_FOLDERS`]), lies in no system tree ([`SYSTEM_TREES`]) and
+//!   neither contains nor lies inside apsctl's home;
+//! - it neither equals, contains nor lies inside another site's document root (compared by path
+//!   components), so no site's files are another's;
+//! - its user is a login account (uid at least `UID_MIN` of `/etc/login.defs`, or
+//!   `--min-site-uid`; never root) and owns it;
+//! - nobody but root and the site's user can replace a folder on the way: every folder above it
+//!   belongs to root or to the site's user and is writable by no one else (its group is root's or
+//!   the user's private group, [`SystemUser::private_group`]). One exception keeps `/tmp` usable:
+//!   a world-writable folder with the sticky bit is fine when the entry below it belongs to root
+//!   or the site's user (the sticky bit stops others from renaming or removing that entry). The
+//!   document root itself is writable by no one but its user (same group rule);
+//! - its URL is `http(s)://host[:port]/`, written without spaces, control characters,
+//!   percent-encoding in the host, a path (not even `%2e%2e`) or port 0 ([`SiteUrl::parse`]).
+//!
+//! Known gaps: the checks are a snapshot taken at registration; a site user may still replace a
+//! folder it owns later, which is why the operations open document roots through descriptors
+//! without following links. Access control lists, bind mounts (two paths naming one folder) and
+//! other accounts sharing a user's primary group are not looked at. Two `site add` running at
+//! the same moment can both pass the overlap check.
+use std::path::{Component, Path, PathBuf};
 
-use aps_host::user::SystemUser;
+use aps_host::safedir::{FolderInfo, SafeDir, SafeDirError};
+use aps_host::user::{SystemUser, UserError};
 use aps_store::sites::Site;
 pub use aps_store::sites::WebKind;
 use serde::Serialize;
@@ -82,9 +112,22 @@ pub struct SiteUrl {
 }
 
 impl SiteUrl {
-    /// Parses a site URL; only `http`/`https` with a host and no path, query or credentials.
+    /// Parses a site URL: `http(s)://host[:port]/` only, written out plainly. Refused: spaces
+    /// and control characters anywhere (the URL parser would drop a newline silently),
+    /// percent-encoding in the host, any path (also `%2e%2e` or `.` segments, which the parser
+    /// would resolve to `/`), a query or fragment, credentials, and port 0.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let bad = |why: &str| Error::Invalid(format!("site URL `{text}` is not usable: {why}"));
+        let bad = |why: &str| {
+            Error::Invalid(format!(
+                "site URL `{}` is not usable: {why}",
+                text.escape_debug()
+            ))
+        };
+        if let Some(c) = text.chars().find(|c| c.is_control() || c.is_whitespace()) {
+            return Err(bad(&format!(
+                "it contains {c:?}; a site URL has no spaces or control characters"
+            )));
+        }
         let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("the scheme must be http or https"));
@@ -93,24 +136,40 @@ impl SiteUrl {
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| bad("it has no host"))?;
-        // D5: the host as configured; the URL parser turns internationalised names into
-        // punycode, so a name is taken from the text itself (addresses keep the parser's form).
-        let host = match url.host() {
-            Some(url::Host::Domain(_)) => text
-                .split_once("://")
-                .and_then(|(_, rest)| rest.split(['/', ':', '?', '#']).next())
-                .filter(|h| !h.is_empty())
-                .unwrap_or(host),
-            _ => host,
-        };
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        // The text itself, not only the parser's view of it: the parser resolves `%2e%2e` and
+        // `\` in paths, and decodes percent-encoded hosts.
+        let (authority, tail) = text
+            .split_once("://")
+            .map(|(_, rest)| rest.split_at(rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len())))
+            .ok_or_else(|| bad("write it as scheme://host[:port]/"))?;
+        if url.path() != "/"
+            || !matches!(tail, "" | "/")
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
             return Err(bad(
                 "a site URL has no path, query or fragment (instances get their path from --path)",
             ));
         }
-        if !url.username().is_empty() || url.password().is_some() {
+        if !url.username().is_empty() || url.password().is_some() || authority.contains('@') {
             return Err(bad("it must not carry credentials"));
         }
+        if authority.contains('%') {
+            return Err(bad("its host must be written without percent-encoding"));
+        }
+        if url.port() == Some(0) {
+            return Err(bad("port 0 is not a port a site can be reached on"));
+        }
+        // D5: the host as configured; the URL parser turns internationalised names into
+        // punycode, so a name is taken from the text itself (addresses keep the parser's form).
+        let host = match url.host() {
+            Some(url::Host::Domain(_)) => authority
+                .split(':')
+                .next()
+                .filter(|h| !h.is_empty())
+                .unwrap_or(host),
+            _ => host,
+        };
         Ok(Self {
             scheme: url.scheme().to_owned(),
             host: host.to_owned(),
@@ -130,34 +189,106 @@ impl SiteUrl {
     }
 }
 
-/// Registers a site after checking its document root, URL, user and PHP.
+/// Folders that are never a document root themselves: the file-system root, the system's own
+/// folders, and the parents under which sites, users and temporary files usually live (a site
+/// there would contain every other one).
+pub const SYSTEM_FOLDERS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/lost+found",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/snap",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/var/backups",
+    "/var/cache",
+    "/var/lib",
+    "/var/local",
+    "/var/lock",
+    "/var/log",
+    "/var/mail",
+    "/var/opt",
+    "/var/run",
+    "/var/spool",
+    "/var/tmp",
+];
+
+/// Folders nothing inside which is a document root: the system's programs, configuration,
+/// kernel interfaces, root's home and the state of system services (apsctl's default home
+/// `/var/lib/apsctl` among them). Every top-level folder whose name starts with `lib` counts too.
+pub const SYSTEM_TREES: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/backups",
+    "/var/cache",
+    "/var/lib",
+    "/var/log",
+    "/var/mail",
+    "/var/spool",
+];
+
+/// Registers a site after checking its document root, URL, user and PHP (the rules are in the
+/// module documentation). Refusals are [`Error::Invalid`] (exit 2), except an overlap with
+/// another site, which is [`Error::Conflict`] (exit 4).
 pub fn add(ctx: &Context, opts: &SiteOptions) -> Result<SiteView, Error> {
     check_name(&opts.name, "site")?;
-    let docroot = &opts.docroot;
-    if !docroot.is_absolute() {
-        return Err(Error::Invalid(format!(
-            "document root `{}` must be an absolute path",
-            docroot.display()
-        )));
-    }
-    let meta = fs_err::metadata(docroot)?;
-    if !meta.is_dir() {
-        return Err(Error::Invalid(format!(
-            "document root `{}` is not a directory",
-            docroot.display()
-        )));
-    }
-    let docroot = fs_err::canonicalize(docroot)?;
-    if docroot == Path::new("/") {
-        return Err(Error::Invalid("the document root cannot be `/`".into()));
-    }
     SiteUrl::parse(&opts.url)?;
+    let docroot = plain_docroot(&opts.docroot)?;
+    check_not_system(&docroot)?;
+    check_apart_from_home(ctx, &docroot)?;
+    check_no_overlap(ctx, &docroot)?;
+    let chain = open_docroot(&docroot)?;
+    // The walk hands back every folder from `/`; the last one is the document root itself.
+    let root_info = chain
+        .last()
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "document root `{}` cannot be used",
+                docroot.display()
+            ))
+        })?
+        .info()?;
     let user = match &opts.user {
         Some(name) => SystemUser::lookup(name).map_err(|e| Error::Invalid(e.to_string()))?,
-        None => owner_of(&docroot)?,
+        None => owner_of(&docroot, root_info.uid)?,
     };
-    user.ensure_not_root()
+    user.ensure_login_account(min_site_uid(ctx)?)
         .map_err(|e| Error::Invalid(format!("site `{}`: {e}", opts.name)))?;
+    if root_info.uid != user.uid() {
+        return Err(Error::Invalid(format!(
+            "document root `{}` belongs to {}, not to the site's user `{}`: give the folder to `{}` or choose one of its own",
+            docroot.display(),
+            describe_user(root_info.uid),
+            user.name(),
+            user.name()
+        )));
+    }
+    check_writers(&docroot, &chain, &user)?;
     let php = crate::runtime::resolve_php(ctx, opts.php.as_deref(), &user)?;
     if opts.web != WebKind::None && opts.web_dir.is_none() {
         return Err(Error::Invalid(format!(
@@ -181,13 +312,202 @@ pub fn add(ctx: &Context, opts: &SiteOptions) -> Result<SiteView, Error> {
     Ok(site.into())
 }
 
-fn owner_of(dir: &Path) -> Result<SystemUser, Error> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = fs_err::metadata(dir)?.uid();
+/// The document root as given, absolute and without `..` (`.` and repeated `/` dropped).
+fn plain_docroot(docroot: &Path) -> Result<PathBuf, Error> {
+    if !docroot.is_absolute() {
+        return Err(Error::Invalid(format!(
+            "document root `{}` must be an absolute path",
+            docroot.display()
+        )));
+    }
+    if docroot.components().any(|c| c == Component::ParentDir) {
+        return Err(Error::Invalid(format!(
+            "document root `{}` must not contain `..`: give the folder's own path",
+            docroot.display()
+        )));
+    }
+    Ok(docroot.components().collect())
+}
+
+/// Refuses the folders of [`SYSTEM_FOLDERS`] and anything in [`SYSTEM_TREES`].
+fn check_not_system(docroot: &Path) -> Result<(), Error> {
+    if SYSTEM_FOLDERS.iter().any(|f| docroot == Path::new(f)) {
+        return Err(Error::Invalid(format!(
+            "document root `{}` is a system folder; choose a folder of the site's own",
+            docroot.display()
+        )));
+    }
+    let lib_tree = docroot.components().nth(1).and_then(|top| match top {
+        Component::Normal(name) if name.to_string_lossy().starts_with("lib") => {
+            Some(Path::new("/").join(name))
+        }
+        _ => None,
+    });
+    let tree = SYSTEM_TREES
+        .iter()
+        .map(PathBuf::from)
+        .chain(lib_tree)
+        .find(|tree| docroot.starts_with(tree));
+    if let Some(tree) = tree {
+        return Err(Error::Invalid(format!(
+            "document root `{}` lies inside the system folder `{}`; choose a folder of the site's own",
+            docroot.display(),
+            tree.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a document root that is, contains or lies inside apsctl's home.
+fn check_apart_from_home(ctx: &Context, docroot: &Path) -> Result<(), Error> {
+    let home = ctx.home.root();
+    let real = fs_err::canonicalize(home).ok();
+    for home in std::iter::once(home.to_path_buf()).chain(real) {
+        if docroot.starts_with(&home) || home.starts_with(docroot) {
+            return Err(Error::Invalid(format!(
+                "document root `{}` overlaps apsctl's home `{}`; a site's files and apsctl's own must stay apart",
+                docroot.display(),
+                home.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a document root that equals, contains or lies inside another site's (by components).
+fn check_no_overlap(ctx: &Context, docroot: &Path) -> Result<(), Error> {
+    for other in ctx.store.sites().list()? {
+        let theirs = &other.docroot;
+        let how = if theirs.as_path() == docroot {
+            String::from("is already the document root")
+        } else if docroot.starts_with(theirs) {
+            format!("lies inside the document root `{}`", theirs.display())
+        } else if theirs.starts_with(docroot) {
+            format!("contains the document root `{}`", theirs.display())
+        } else {
+            continue;
+        };
+        return Err(Error::Conflict(format!(
+            "document root `{}` {how} of site `{}`; sites must not share files",
+            docroot.display(),
+            other.name
+        )));
+    }
+    Ok(())
+}
+
+/// Opens every folder from `/` to the document root without following a link.
+fn open_docroot(docroot: &Path) -> Result<Vec<SafeDir>, Error> {
+    SafeDir::open_ancestry(docroot).map_err(|e| refuse_open(docroot, e))
+}
+
+fn refuse_open(docroot: &Path, e: SafeDirError) -> Error {
+    let (root, at) = (docroot.display(), e.path.display());
+    if e.is_link() {
+        Error::Invalid(format!(
+            "document root `{root}` is not safe: `{at}` is a symbolic link, and apsctl follows no link on the way to a document root; register the real folder"
+        ))
+    } else if e.is_not_found() {
+        Error::Invalid(format!(
+            "document root `{root}` does not exist: there is no folder `{at}`"
+        ))
+    } else if e.source.kind() == std::io::ErrorKind::NotADirectory {
+        Error::Invalid(format!(
+            "document root `{root}` is not a folder: `{at}` is not a directory"
+        ))
+    } else {
+        e.into()
+    }
+}
+
+/// Refuses a document root that someone besides root and the site's user could replace or
+/// write to (see the module documentation for the rule).
+fn check_writers(docroot: &Path, chain: &[SafeDir], user: &SystemUser) -> Result<(), Error> {
+    let own_group = user
+        .private_group()
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let trusted_owner = |uid: u32| uid == 0 || uid == user.uid();
+    let trusted_group = |gid: u32| gid == 0 || Some(gid) == own_group;
+    let infos = chain
+        .iter()
+        .map(|d| d.info().map(|i| (d.path(), i)))
+        .collect::<Result<Vec<(&Path, FolderInfo)>, _>>()?;
+    let refuse = |dir: &Path, why: String| {
+        let what = if dir == docroot {
+            format!("document root `{}`", docroot.display())
+        } else {
+            format!(
+                "folder `{}` above document root `{}`",
+                dir.display(),
+                docroot.display()
+            )
+        };
+        Err(Error::Invalid(format!(
+            "{what} {why}, who could replace the site's files; only root and the site's user `{}` may write on the way to a site",
+            user.name()
+        )))
+    };
+    for (i, (dir, info)) in infos.iter().enumerate() {
+        let below = infos.get(i + 1);
+        if !trusted_owner(info.uid) {
+            return refuse(dir, format!("belongs to {}", describe_user(info.uid)));
+        }
+        if info.mode & 0o020 != 0 && !trusted_group(info.gid) {
+            return refuse(
+                dir,
+                format!(
+                    "is writable by group {} (mode {:o})",
+                    describe_group(info.gid),
+                    info.mode
+                ),
+            );
+        }
+        if info.mode & 0o002 != 0 {
+            // Sticky: others may add entries but not rename or remove the one below.
+            let why = match below {
+                _ if info.mode & 0o1000 == 0 => {
+                    format!("is writable by everyone (mode {:o})", info.mode)
+                }
+                Some((next, next_info)) if !trusted_owner(next_info.uid) => format!(
+                    "is writable by everyone (mode {:o}) and `{}` below it belongs to {}",
+                    info.mode,
+                    next.display(),
+                    describe_user(next_info.uid)
+                ),
+                None => format!("is writable by everyone (mode {:o})", info.mode),
+                // Sticky: others may add entries but not rename or remove the one below.
+                Some(_) => continue,
+            };
+            return refuse(dir, why);
+        }
+    }
+    Ok(())
+}
+
+/// The start of the login range: `--min-site-uid`, else `UID_MIN` of `/etc/login.defs`.
+fn min_site_uid(ctx: &Context) -> Result<u32, Error> {
+    if let Some(uid) = ctx.config.min_site_uid {
+        return Ok(uid);
+    }
+    aps_host::user::login_uid_min(Path::new(aps_host::user::LOGIN_DEFS)).map_err(|e| match e {
+        UserError::ReadLoginDefs { path, source } => Error::io(&path, source),
+        other => Error::Invalid(other.to_string()),
+    })
+}
+
+fn describe_user(uid: u32) -> String {
+    aps_host::user::user_name(uid).map_or_else(|| format!("uid {uid}"), |n| format!("`{n}`"))
+}
+
+fn describe_group(gid: u32) -> String {
+    aps_host::user::group_name(gid).map_or_else(|| format!("gid {gid}"), |n| format!("`{n}`"))
+}
+
+fn owner_of(docroot: &Path, uid: u32) -> Result<SystemUser, Error> {
     SystemUser::by_uid(uid).map_err(|e| {
         Error::Invalid(format!(
-            "cannot tell the system user of `{}` ({e}); give --user",
-            dir.display()
+            "cannot tell the system user of document root `{}` ({e}); give --user",
+            docroot.display()
         ))
     })
 }
@@ -272,5 +592,105 @@ mod tests {
         ] {
             assert!(SiteUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn issue_7_site_urls_with_hidden_parts_are_refused() {
+        for (bad, why) in [
+            ("http://a.example\n.evil/", "'\\n'"),
+            ("http://a.exa\tmple/", "'\\t'"),
+            ("http://a.example/\n", "'\\n'"),
+            (" http://a.example/", "' '"),
+            ("http://a.example/\u{7f}", "control"),
+            ("http://a.example/%2e%2e/", "no path"),
+            ("http://a.example/%2E%2E", "no path"),
+            ("http://a.example/./", "no path"),
+            ("http://a.example\\..\\", "no path"),
+            ("http://a.example:0/", "port 0"),
+            ("http://%61.example/", "percent-encoding"),
+            ("http:a.example/", "scheme://host"),
+        ] {
+            let err = SiteUrl::parse(bad).expect_err(bad).to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(
+                !err.contains('\n'),
+                "the message stays on one line: {err:?}"
+            );
+        }
+        assert_eq!(
+            SiteUrl::parse("http://a.example:8080/").unwrap().port,
+            Some(8080)
+        );
+    }
+
+    #[test]
+    fn issue_7_system_folders_are_no_document_roots() {
+        for bad in [
+            "/",
+            "/etc",
+            "/usr",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib64",
+            "/boot",
+            "/dev",
+            "/proc",
+            "/sys",
+            "/run",
+            "/var/lib",
+            "/var/log",
+            "/var/spool",
+            "/var/cache",
+            "/root",
+            "/tmp",
+            "/var/tmp",
+            "/home",
+            "/var",
+        ] {
+            let err = check_not_system(Path::new(bad)).expect_err(bad).to_string();
+            assert!(
+                err.contains(&format!("`{bad}` is a system folder")),
+                "{err}"
+            );
+        }
+        for (bad, tree) in [
+            ("/etc/nginx/html", "/etc"),
+            ("/usr/share/nginx/html", "/usr"),
+            ("/var/lib/apsctl/www", "/var/lib"),
+            ("/dev/shm/site", "/dev"),
+            ("/proc/1/cwd", "/proc"),
+            ("/sys/x", "/sys"),
+            ("/boot/efi", "/boot"),
+            ("/libexec/x", "/libexec"),
+            ("/root/site", "/root"),
+        ] {
+            let err = check_not_system(Path::new(bad)).expect_err(bad).to_string();
+            assert!(
+                err.contains(&format!("inside the system folder `{tree}`")),
+                "{err}"
+            );
+        }
+        for good in [
+            "/var/www/html",
+            "/home/u1/domains/a.example/public_html",
+            "/tmp/site",
+            "/srv/www/a",
+            "/var/tmp/x",
+            "/etcetera/site",
+        ] {
+            check_not_system(Path::new(good)).expect(good);
+        }
+    }
+
+    #[test]
+    fn issue_7_document_roots_are_plain_absolute_paths() {
+        assert_eq!(
+            plain_docroot(Path::new("/srv//www/./a/")).unwrap(),
+            Path::new("/srv/www/a")
+        );
+        let err = plain_docroot(Path::new("/home/u1/../u2/www")).unwrap_err();
+        assert!(err.to_string().contains("`..`"), "{err}");
+        assert!(plain_docroot(Path::new("www")).is_err());
     }
 }

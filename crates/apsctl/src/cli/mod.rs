@@ -46,6 +46,10 @@ pub struct Args {
     /// wait, refuse at once) and on the site for an install (default 600).
     #[arg(long, global = true, value_name = "SECONDS", env = "APSCTL_WAIT")]
     pub wait: Option<u64>,
+    /// Lowest uid a site's user may have (default: `UID_MIN` from /etc/login.defs, else 1000);
+    /// root is always refused.
+    #[arg(long, global = true, value_name = "UID", env = "APSCTL_MIN_SITE_UID")]
+    pub min_site_uid: Option<u32>,
     /// Print exactly one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -95,6 +99,7 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
         config.archive_limits.max_total_uncompressed = bytes;
     }
     config.lock_wait = args.wait.map(std::time::Duration::from_secs);
+    config.min_site_uid = args.min_site_uid;
     let s = Session {
         home: home_dir(args.home, &env),
         env,

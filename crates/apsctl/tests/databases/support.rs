@@ -386,8 +386,8 @@ impl Fixture {
         fs_err::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let t = token();
         let user = format!("apsdb{t}");
+        // A login account (uid in the login range): `site add` refuses system accounts.
         retry_ok(Command::new("useradd").args([
-            "--system",
             "--no-create-home",
             "--home-dir",
             "/nonexistent",
@@ -425,8 +425,8 @@ impl Fixture {
     /// Registers another site `name` with its own new system user and document root.
     pub fn add_site(&self, name: &str) {
         let user = format!("apsdb{}", token());
+        // A login account (uid in the login range): `site add` refuses system accounts.
         retry_ok(Command::new("useradd").args([
-            "--system",
             "--no-create-home",
             "--home-dir",
             "/nonexistent",

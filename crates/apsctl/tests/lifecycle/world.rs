@@ -764,13 +764,8 @@ fn account_tool(program: &str, args: &[&str]) -> Result<(), String> {
 fn create_user(user: &str) {
     account_tool(
         "useradd",
-        &[
-            "--system",
-            "--create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            user,
-        ],
+        // A login account (uid in the login range): `site add` refuses system accounts.
+        &["--create-home", "--shell", "/usr/sbin/nologin", user],
     )
     .unwrap_or_else(|e| panic!("cannot create the site user `{user}`: {e}"));
 }

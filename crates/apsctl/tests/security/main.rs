@@ -3,7 +3,7 @@
 //! never follow such a link (`aps_host::safedir`).
 #![expect(
     clippy::disallowed_methods,
-    reason = "the test runs runuser and useradd directly to play the site user"
+    reason = "the test runs runuser and chown directly to play the site user"
 )]
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -20,30 +20,9 @@ struct World {
 impl World {
     /// A home with the example package imported and a site owned by the test user.
     fn new() -> Self {
-        let ok = Command::new("id")
-            .arg(USER)
-            .output()
-            .expect("run id")
-            .status
-            .success()
-            || Command::new("useradd")
-                .args([
-                    "--system",
-                    "--create-home",
-                    "--shell",
-                    "/usr/sbin/nologin",
-                    USER,
-                ])
-                .status()
-                .expect("run useradd")
-                .success()
-            || Command::new("id")
-                .arg(USER)
-                .output()
-                .expect("run id")
-                .status
-                .success();
-        assert!(ok, "cannot create the test user {USER}");
+        // A login account: `site add` refuses system accounts (issue 7).
+        aps_host::user::ensure_test_user(&aps_host::env::Env::from_process(), USER)
+            .unwrap_or_else(|e| panic!("cannot create the test user {USER}: {e}"));
         let dir = tempfile::Builder::new()
             .prefix("apsctl-sec-")
             .tempdir()
