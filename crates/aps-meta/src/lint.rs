@@ -8,6 +8,9 @@
 //! references) run on the typed model, so they also work for packages loaded from the store, and
 //! [`crate::parse::parse_app_meta`] already includes them in its findings. Checks that need the
 //! archive take an `exists` callback ([`check_package_paths`]), keeping this crate free of I/O.
+//! Anything that would pass import and then fail every install is an error here, not a warning:
+//! ids that cannot be part of an environment variable name ([`variable_name_problem`]) and
+//! mapping paths or URLs that are not plain relative folders ([`relative_path_problem`]).
 //!
 //! Known gaps: findings from [`lint_package`] have no line/column (the model keeps no source
 //! positions); `match` expressions are checked by the match-expression module, not here.
@@ -194,6 +197,18 @@ pub const META_LANGUAGE_TAG: Rule = warning(
 );
 /// The package `id` is not a URI.
 pub const META_ID_NOT_URI: Rule = warning("meta-id-not-uri", "the package id should be a URI");
+/// A setting id, `db:id` or mapping URL would put `=` or NUL into an exported variable name
+/// (REFERENCE §5.2, §11 Q21); see [`variable_name_problem`].
+pub const META_VARIABLE_NAME: Rule = error(
+    "meta-variable-name",
+    "setting ids, db:ids and mapping URLs become environment variable names and must not contain `=` or NUL",
+);
+/// A mapping `path` is absolute or has empty, `.` or `..` segments, backslashes or NUL; see
+/// [`relative_path_problem`].
+pub const META_MAPPING_PATH: Rule = error(
+    "meta-mapping-path",
+    "mapping paths must be relative package folders without empty, `.` or `..` segments",
+);
 /// A setting id or `db:id` has characters outside `[A-Za-z0-9_]` (REFERENCE §11 Q21).
 pub const META_ID_CHARACTERS: Rule = warning(
     "meta-id-characters",
@@ -270,6 +285,8 @@ pub const RULES: &[Rule] = &[
     META_COMMENT_BEFORE_ROOT,
     META_LANGUAGE_TAG,
     META_ID_NOT_URI,
+    META_VARIABLE_NAME,
+    META_MAPPING_PATH,
     META_ID_CHARACTERS,
     META_UNKNOWN_ELEMENT,
     SETTING_CHARSET_IGNORED,
@@ -694,6 +711,59 @@ impl PathChecker<'_> {
     }
 }
 
+/// Why `id` cannot be part of an exported environment variable name (`SETTINGS_<id>`,
+/// `DB_<id>_NAME`, `WEB_<url>_DIR`), or `None` when it can.
+///
+/// Refused: an empty id, `=` (the environment splits `NAME=value` at the first `=`, so the script
+/// would see another variable) and NUL (it ends the string). Other characters outside
+/// `[A-Za-z0-9_]` are exported verbatim and only warned about (REFERENCE §11 Q21,
+/// [`META_ID_CHARACTERS`]).
+pub fn variable_name_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id.contains('=') {
+        Some("contains `=`")
+    } else if id.contains('\0') {
+        Some("contains a NUL character")
+    } else {
+        None
+    }
+}
+
+/// Why a mapping `path` (a package folder) or a child mapping `url` is not a plain relative
+/// path, or `None` when it is.
+///
+/// Refused: NUL, backslashes, a leading `/` or drive letter (absolute), and empty, `.` or `..`
+/// segments: such paths either leave their folder or name the same folder in a second way that
+/// deployment would not recognise. One trailing `/` (`htdocs/`) is accepted: it still names one
+/// folder unambiguously.
+pub fn relative_path_problem(path: &str) -> Option<&'static str> {
+    if path.contains('\0') {
+        return Some("contains a NUL character");
+    }
+    if path.contains('\\') {
+        return Some("contains a backslash");
+    }
+    if path.starts_with('/') {
+        return Some("is absolute");
+    }
+    let bytes = path.as_bytes();
+    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+        return Some("starts with a drive letter");
+    }
+    let body = path.strip_suffix('/').unwrap_or(path);
+    for segment in body.split('/') {
+        match segment {
+            "" if body.is_empty() => return Some("is empty"),
+            "" => return Some("has an empty segment"),
+            "." => return Some("has a `.` segment"),
+            ".." => return Some("has a `..` segment"),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Normalises an archive-root relative path, refusing absolute paths and paths leaving the root.
 ///
 /// Returns the `/`-joined path without `.` or empty segments (empty for the archive root).
@@ -797,6 +867,47 @@ mod tests {
             Err("starts with a drive letter")
         );
         assert_eq!(normalize_archive_path("a\\b"), Err("contains a backslash"));
+    }
+
+    /// Issue 7 (D16): ids that would break their environment variable, and mapping paths that
+    /// are not plain relative folders, are named by these checks.
+    #[test]
+    fn issue_7_variable_names_and_relative_paths() {
+        assert_eq!(variable_name_problem("admin_name"), None);
+        assert_eq!(variable_name_problem("admin-name"), None, "only a warning");
+        assert_eq!(variable_name_problem("MAIN"), None);
+        assert_eq!(variable_name_problem(""), Some("is empty"));
+        assert_eq!(variable_name_problem("a=b"), Some("contains `=`"));
+        assert_eq!(
+            variable_name_problem("a\0b"),
+            Some("contains a NUL character")
+        );
+        for ok in [
+            "htdocs",
+            "htdocs/",
+            "web/htdocs",
+            "wp-content",
+            "_config.php",
+            "a..b",
+        ] {
+            assert_eq!(relative_path_problem(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("htdocs/../scripts", "has a `..` segment"),
+            ("..", "has a `..` segment"),
+            ("./htdocs", "has a `.` segment"),
+            ("htdocs/.", "has a `.` segment"),
+            ("htdocs//www", "has an empty segment"),
+            ("htdocs//", "has an empty segment"),
+            ("", "is empty"),
+            ("/", "is absolute"),
+            ("/var/www", "is absolute"),
+            ("C:/www", "starts with a drive letter"),
+            ("htdocs\\www", "contains a backslash"),
+            ("htdocs\0", "contains a NUL character"),
+        ] {
+            assert_eq!(relative_path_problem(bad), Some(why), "{bad:?}");
+        }
     }
 
     #[test]

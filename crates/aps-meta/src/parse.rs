@@ -584,8 +584,18 @@ impl<'t> Ctx<'t> {
         self.warn(node, &lint::META_UNKNOWN_ELEMENT, message);
     }
 
-    fn check_id_characters(&mut self, node: Node, what: &str, id: &str) {
-        if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    /// Checks an id that becomes part of environment variable names (`variable`, e.g.
+    /// `SETTINGS_a=b`): an error when it cannot be exported at all, else a warning when it has
+    /// characters outside `[A-Za-z0-9_]` (REFERENCE §11 Q21).
+    fn check_id_characters(&mut self, node: Node, what: &str, id: &str, variable: &str) {
+        if let Some(problem) = lint::variable_name_problem(id) {
+            let message = format!(
+                "{what} `{}` {problem}, which cannot be part of the environment variable name `{}`",
+                id.escape_debug(),
+                variable.escape_debug()
+            );
+            self.error(node, &lint::META_VARIABLE_NAME, message);
+        } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             self.warn(
                 node,
                 &lint::META_ID_CHARACTERS,
@@ -1329,7 +1339,7 @@ fn parse_setting(ctx: &mut Ctx, node: Node, scope: &mut SettingScope) -> Option<
         );
         ctx.error(node, &lint::META_NAME_COLLISION, message);
     }
-    ctx.check_id_characters(node, "setting id", &id);
+    ctx.check_id_characters(node, "setting id", &id, &format!("SETTINGS_{id}"));
     let type_name = ctx.required_attr(node, "type")?;
     let kind = parse_setting_type(ctx, node, &type_name, &id, false)?;
     if node.attribute("charset").is_some() {
@@ -1732,7 +1742,7 @@ fn parse_db(ctx: &mut Ctx, node: Node) -> Option<DbRequirement> {
         return None;
     };
     if let Some(id_node) = child("id") {
-        ctx.check_id_characters(id_node, "db:id", &id);
+        ctx.check_id_characters(id_node, "db:id", &id, &format!("DB_{id}_NAME"));
     }
     let Some(server_type) = child_value("server-type") else {
         let message = format!("`db:db` `{id}` has no `db:server-type`");
@@ -1897,9 +1907,6 @@ fn parse_mapping(ctx: &mut Ctx, node: Node, is_root: bool) -> Mapping {
         let message = format!("the root mapping has url `{url}`; it must be `/`");
         ctx.error(node, &lint::META_MAPPING, message);
     }
-    if !is_root && !url.is_empty() {
-        check_child_url(ctx, node, &url);
-    }
     let is_virtual = match node.attribute("virtual").map(str::trim) {
         None | Some("" | "false") => false,
         Some("virtual" | "true") => true,
@@ -1909,6 +1916,10 @@ fn parse_mapping(ctx: &mut Ctx, node: Node, is_root: bool) -> Mapping {
             false
         }
     };
+    if !is_root && !url.is_empty() {
+        check_child_url(ctx, node, &url, is_virtual);
+    }
+    check_mapping_path(ctx, node, &url);
     let mut mapping = Mapping {
         url,
         path: path_attr(node),
@@ -1944,17 +1955,38 @@ fn parse_mapping(ctx: &mut Ctx, node: Node, is_root: bool) -> Mapping {
     mapping
 }
 
-/// A child mapping URL must be relative segments without `.`/`..` (it becomes a deployed path).
-fn check_child_url(ctx: &mut Ctx, node: Node, url: &str) {
-    let trimmed = url.trim_matches('/');
-    let bad_segment = trimmed
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..");
-    if bad_segment || url.contains(['\\', '\0']) {
+/// A child mapping URL must be relative segments without `.`/`..` (it becomes a deployed path),
+/// and, unless virtual, must not put `=` into its `WEB_` variable name.
+fn check_child_url(ctx: &mut Ctx, node: Node, url: &str, is_virtual: bool) {
+    if let Some(problem) = lint::relative_path_problem(url) {
         let message = format!(
-            "mapping url `{url}` must be a relative path without empty, `.` or `..` segments"
+            "mapping url `{}` {problem}; it must be a relative path without empty, `.` or `..` segments",
+            url.escape_debug()
         );
         ctx.error(node, &lint::META_MAPPING, message);
+    } else if let Some(problem) = lint::variable_name_problem(url).filter(|_| !is_virtual) {
+        let message = format!(
+            "mapping url `{}` {problem}, which cannot be part of its environment variable name `WEB_…_DIR`",
+            url.escape_debug()
+        );
+        ctx.error(node, &lint::META_VARIABLE_NAME, message);
+    }
+}
+
+/// A mapping's `path` must be a plain relative package folder: deployment matches archive
+/// entries against it literally, so `htdocs/../scripts` or `./htdocs` would fail every install.
+fn check_mapping_path(ctx: &mut Ctx, node: Node, url: &str) {
+    let Some(attribute) = node.attribute_node("path") else {
+        return;
+    };
+    let path = attribute.value().trim();
+    if let Some(problem) = lint::relative_path_problem(path) {
+        let message = format!(
+            "mapping `{}` has path `{}`, which {problem}; it must be a package folder such as `htdocs`",
+            url.escape_debug(),
+            path.escape_debug()
+        );
+        ctx.error_at(attribute.range().start, &lint::META_MAPPING_PATH, message);
     }
 }
 
@@ -2522,6 +2554,139 @@ mod tests {
         );
         let with_service = text.replace("<mapping url", "<service id=\"x\"/><mapping url");
         assert_eq!(parse(&with_service).unwrap_err().rule, "meta-structure");
+    }
+
+    /// Issue 7 (D16): a setting id or `db:id` with `=` passed lint and import and then broke
+    /// every install; it is now an error naming the id and the variable it would make.
+    #[test]
+    fn issue_7_ids_that_break_variable_names_are_errors() {
+        let setting = doc12(r#"<settings><setting id="a=b" type="string"/></settings>"#);
+        let errors = all_errors(&setting);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].rule, "meta-variable-name");
+        assert_eq!(
+            errors[0].message,
+            "setting id `a=b` contains `=`, which cannot be part of the environment variable name `SETTINGS_a=b`"
+        );
+        assert_eq!((errors[0].line, errors[0].column), (Some(2), Some(30)));
+        // No extra character warning for the same id.
+        let lint = lint::lint_meta(setting.as_bytes(), "APP-META.xml");
+        assert_eq!(rules(&lint), ["meta-variable-name"], "{lint:?}");
+
+        let global = format!(
+            r#"{HEAD}<name>X</name><version>1.0</version><release>1</release>
+<global-settings><setting id="=x" type="string"/></global-settings>
+<service id="main"/></application>"#
+        );
+        let errors = all_errors(&global);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].rule, "meta-variable-name");
+        assert!(errors[0].message.contains("`SETTINGS_=x`"), "{errors:?}");
+
+        let child = doc12(
+            r#"<service id="child"><settings><group><setting id="x=" type="string"/></group></settings></service>"#,
+        );
+        assert_eq!(all_errors(&child)[0].rule, "meta-variable-name");
+
+        let db = doc12(
+            r#"<requirements xmlns:db="http://apstandard.com/ns/1/db"><db:db><db:id>main=1</db:id><db:server-type>mysql</db:server-type></db:db></requirements>"#,
+        );
+        let errors = all_errors(&db);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].rule, "meta-variable-name");
+        assert_eq!(
+            errors[0].message,
+            "db:id `main=1` contains `=`, which cannot be part of the environment variable name `DB_main=1_NAME`"
+        );
+
+        // Empty ids were already errors, and stay errors.
+        let empty = doc12(r#"<settings><setting id=" " type="string"/></settings>"#);
+        assert_eq!(all_errors(&empty)[0].rule, "meta-missing-attribute");
+        let empty_db = doc12(
+            r#"<requirements xmlns:db="http://apstandard.com/ns/1/db"><db:db><db:id></db:id><db:server-type>mysql</db:server-type></db:db></requirements>"#,
+        );
+        assert_eq!(all_errors(&empty_db)[0].rule, "meta-missing-element");
+        // Other unusual characters stay warnings (REFERENCE §11 Q21).
+        let dashed = doc12(r#"<settings><setting id="admin-name" type="string"/></settings>"#);
+        let parsed = parse(&dashed).unwrap();
+        assert_eq!(rules(&parsed.findings), ["meta-id-characters"]);
+    }
+
+    /// Issue 7 (D16): a mapping path such as `htdocs/../scripts` passed lint and import and then
+    /// broke every install; paths and URLs must now be plain relative folders.
+    #[test]
+    fn issue_7_mapping_paths_and_urls_must_be_plain_relative_folders() {
+        let mapping = |inner: &str| {
+            doc12(&format!(
+                "<provision><url-mapping><installed-size>10</installed-size>{inner}</url-mapping></provision>"
+            ))
+        };
+        let root = |path: &str| mapping(&format!(r#"<mapping url="/" path="{path}"/>"#));
+        for ok in ["htdocs", "htdocs/", "web/htdocs"] {
+            assert!(parse(&root(ok)).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("htdocs/../scripts", "has a `..` segment"),
+            ("./htdocs", "has a `.` segment"),
+            ("htdocs//www", "has an empty segment"),
+            ("/var/www", "is absolute"),
+            ("htdocs\\www", "contains a backslash"),
+            ("", "is empty"),
+        ] {
+            let errors = all_errors(&root(bad));
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert_eq!(errors[0].rule, "meta-mapping-path", "{bad}");
+            assert_eq!(
+                errors[0].message,
+                format!(
+                    "mapping `/` has path `{}`, which {why}; it must be a package folder such as `htdocs`",
+                    bad.escape_debug()
+                )
+            );
+            assert!(errors[0].line.is_some() && errors[0].column.is_some());
+        }
+        let child_path = mapping(
+            r#"<mapping url="/" path="htdocs"><mapping url="tmp" path="../tmp"/></mapping>"#,
+        );
+        let errors = all_errors(&child_path);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].rule, "meta-mapping-path");
+        assert!(
+            errors[0]
+                .message
+                .starts_with("mapping `tmp` has path `../tmp`")
+        );
+
+        let child_url = |url: &str, extra: &str| {
+            mapping(&format!(
+                r#"<mapping url="/" path="htdocs"><mapping url="{url}"{extra}/></mapping>"#
+            ))
+        };
+        for ok in ["tmp", "tmp/", "blogs/media", "data_custom/errorlog.php"] {
+            assert!(parse(&child_url(ok, "")).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("/tmp", "is absolute"),
+            ("a//b", "has an empty segment"),
+            ("a/./b", "has a `.` segment"),
+            ("a/../b", "has a `..` segment"),
+            ("a\\b", "contains a backslash"),
+        ] {
+            let errors = all_errors(&child_url(bad, ""));
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert_eq!(errors[0].rule, "meta-mapping", "{bad}");
+            assert!(errors[0].message.contains(why), "{bad}: {errors:?}");
+        }
+        let equals = all_errors(&child_url("a=b", ""));
+        assert_eq!(equals.len(), 1, "{equals:?}");
+        assert_eq!(equals[0].rule, "meta-variable-name");
+        assert!(
+            equals[0]
+                .message
+                .starts_with("mapping url `a=b` contains `=`")
+        );
+        // A virtual mapping exports no variable, so `=` does not matter there.
+        assert!(parse(&child_url("a=b", r#" virtual="virtual""#)).is_ok());
     }
 
     #[test]

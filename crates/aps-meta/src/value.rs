@@ -6,6 +6,11 @@
 //! encoding: booleans `true`/`false`, enum = choice id, list = elements joined by `,`, numbers as
 //! decimal text. Password values never appear in `Debug` output or error messages.
 //!
+//! Every value is capped at [`MAX_VALUE_BYTES`] whatever its setting declares, because values
+//! travel to scripts as environment strings and Linux refuses to start a program with one longer
+//! than 128 KiB (`MAX_ARG_STRLEN`) or with all of them together near 2 MiB: a larger value would
+//! pass validation and only fail after the files are deployed.
+//!
 //! Known gaps: `charset` is parsed but not enforced (REFERENCE §11 Q12); `protected` (who may
 //! change a value after install) is an access rule for the caller, not checked here; e-mail and
 //! domain syntax are practical checks, not full RFC 5322 / IDNA validation.
@@ -17,6 +22,15 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::{LocalizedText, Setting};
+
+/// The largest value, in UTF-8 bytes, that any setting accepts (64 KiB), whatever its own
+/// `max-length`.
+///
+/// Values reach scripts as `SETTINGS_<id>=<value>` environment strings; Linux caps one such
+/// string at 128 KiB (`MAX_ARG_STRLEN`) and all of them together with the arguments near 2 MiB,
+/// so half the per-string limit leaves room for the name and for several large values at once.
+/// The whole environment is capped separately by the operations that build it.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
 /// The data type of a setting, with the constraints that apply to it (REFERENCE §3.5.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,6 +258,16 @@ pub enum SettingProblem {
     /// The value contains a NUL character (D6).
     #[error("the value contains a NUL character")]
     ContainsNul,
+    /// Larger than [`MAX_VALUE_BYTES`], whatever the setting's own constraints.
+    #[error(
+        "the value is {bytes} bytes long; at most {max} bytes are allowed for any setting, because values are passed to scripts in their environment"
+    )]
+    TooLarge {
+        /// Size of the value in UTF-8 bytes.
+        bytes: usize,
+        /// The cap, [`MAX_VALUE_BYTES`].
+        max: usize,
+    },
     /// Shorter than `min-length`.
     #[error("the value is {length} characters long; at least {min} are required")]
     TooShort {
@@ -387,8 +411,10 @@ impl fmt::Debug for ValidateOptions {
 
 /// Parses one non-empty raw value against a type and its constraints.
 ///
-/// Does not apply defaults, `optional` or `uniq`; see [`validate`] for that.
+/// Does not apply defaults, `optional` or `uniq`; see [`validate`] for that. Refuses values
+/// larger than [`MAX_VALUE_BYTES`] before any other check.
 pub fn parse_value(kind: &SettingType, raw: &str) -> Result<SettingValue, SettingProblem> {
+    check_size(raw)?;
     if raw.contains('\0') {
         return Err(SettingProblem::ContainsNul);
     }
@@ -443,7 +469,8 @@ pub fn parse_value(kind: &SettingType, raw: &str) -> Result<SettingValue, Settin
 /// omitted on reconfiguration; `value-of-setting` settings are never taken from input and copy
 /// the referenced setting's value (from this form, else [`ValidateOptions::inherited`]);
 /// `static-text` takes its text from the default; `uniq` settings are checked against
-/// [`ValidateOptions::taken`].
+/// [`ValidateOptions::taken`]; every value (given, default or copied) larger than
+/// [`MAX_VALUE_BYTES`] is refused, whatever the setting's `max-length`.
 pub fn validate(
     settings: &[&Setting],
     input: &BTreeMap<String, String>,
@@ -528,7 +555,7 @@ fn resolve_one(setting: &Setting, given: Option<&str>) -> Result<SettingValue, S
         return match given {
             Some(g) if !g.is_empty() && g != text => Err(SettingProblem::NotEditable),
             _ if text.is_empty() => Ok(SettingValue::Empty),
-            _ => Ok(SettingValue::Text(text)),
+            _ => check_size(&text).map(|()| SettingValue::Text(text)),
         };
     }
     let default = setting.default_value.as_deref().filter(|d| !d.is_empty());
@@ -569,6 +596,17 @@ fn check_unique(
     } else {
         Ok(())
     }
+}
+
+/// Refuses a value larger than [`MAX_VALUE_BYTES`].
+fn check_size(raw: &str) -> Result<(), SettingProblem> {
+    if raw.len() > MAX_VALUE_BYTES {
+        return Err(SettingProblem::TooLarge {
+            bytes: raw.len(),
+            max: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn check_text(c: &TextConstraints, raw: &str) -> Result<(), SettingProblem> {
@@ -640,7 +678,8 @@ fn parse_list(element_type: &SettingType, raw: &str) -> Result<SettingValue, Set
 /// Parses list elements given one by one (e.g. from a JSON array) into a list value;
 /// `element_type` is the list's element type (`SettingType::List::element_type`).
 ///
-/// An element containing `,` is refused, because the D6 encoding joins elements with `,`.
+/// An element containing `,` is refused, because the D6 encoding joins elements with `,`; so is
+/// a list whose encoding is larger than [`MAX_VALUE_BYTES`].
 pub fn parse_list_elements(
     element_type: &SettingType,
     elements: &[&str],
@@ -648,7 +687,9 @@ pub fn parse_list_elements(
     if let Some(i) = elements.iter().position(|e| e.contains(',')) {
         return Err(SettingProblem::CommaInListElement { index: i + 1 });
     }
-    parse_list(element_type, &elements.join(","))
+    let joined = elements.join(",");
+    check_size(&joined)?;
+    parse_list(element_type, &joined)
 }
 
 fn parse_integer(raw: &str) -> Option<i64> {
@@ -929,6 +970,93 @@ mod tests {
         ] {
             assert_eq!(parse_value(&kind, "a\0b"), Err(SettingProblem::ContainsNul));
         }
+    }
+
+    /// Issue 7 (D16): a value larger than the environment can carry is refused at validation,
+    /// whatever the setting's own `max-length`, naming the setting and both figures.
+    #[test]
+    fn issue_7_values_are_capped_whatever_their_max_length() {
+        let at_cap = "a".repeat(MAX_VALUE_BYTES);
+        let over = "a".repeat(MAX_VALUE_BYTES + 1);
+        let unbounded = text(None, None, None);
+        let generous = text(None, Some(u32::MAX), None);
+        for kind in [&unbounded, &generous, &SettingType::Hidden] {
+            assert!(parse_value(kind, &at_cap).is_ok());
+            assert_eq!(
+                parse_value(kind, &over),
+                Err(SettingProblem::TooLarge {
+                    bytes: MAX_VALUE_BYTES + 1,
+                    max: MAX_VALUE_BYTES
+                })
+            );
+        }
+        // Bytes count, not characters: 32 Ki two-byte characters are 64 KiB and one more is over.
+        let wide = "ä".repeat(MAX_VALUE_BYTES / 2 + 1);
+        assert!(matches!(
+            parse_value(&unbounded, &wide),
+            Err(SettingProblem::TooLarge { bytes, .. }) if bytes == MAX_VALUE_BYTES + 2
+        ));
+        let password = SettingType::Password(TextConstraints::default());
+        let big_secret = "s".repeat(1 << 20);
+        let title = setting("title", unbounded.clone());
+        let secret = setting("admin_password", password);
+        let errors = validate(
+            &[&title, &secret],
+            &input(&[
+                ("title", &"t".repeat(1 << 20)),
+                ("admin_password", &big_secret),
+            ]),
+            &ValidateOptions::default(),
+        )
+        .unwrap_err();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown[0],
+            "setting `title`: the value is 1048576 bytes long; at most 65536 bytes are allowed for any setting, because values are passed to scripts in their environment"
+        );
+        assert!(shown[1].starts_with("setting `admin_password`: the value is 1048576 bytes"));
+        assert!(shown.iter().all(|m| !m.contains("sss")), "{shown:?}");
+        // Lists: given joined or element by element; copies and static text too.
+        let list = SettingType::List {
+            element_type: Box::new(unbounded.clone()),
+        };
+        let half = "b".repeat(MAX_VALUE_BYTES / 2);
+        assert!(matches!(
+            parse_list_elements(&unbounded, &[&half, &half]),
+            Err(SettingProblem::TooLarge { .. })
+        ));
+        assert!(matches!(
+            parse_value(&list, &format!("{half},{half}")),
+            Err(SettingProblem::TooLarge { .. })
+        ));
+        let mut info = setting("info", SettingType::StaticText);
+        info.default_value = Some(over.clone());
+        let mut copy = setting("copy", unbounded);
+        copy.value_of_setting = Some("parent".into());
+        let opts = ValidateOptions {
+            inherited: [("parent".to_owned(), over)].into(),
+            ..ValidateOptions::default()
+        };
+        let errors = validate(&[&info, &copy], &input(&[]), &opts).unwrap_err();
+        assert_eq!(
+            problems(&errors),
+            vec![
+                (
+                    "info",
+                    &SettingProblem::TooLarge {
+                        bytes: MAX_VALUE_BYTES + 1,
+                        max: MAX_VALUE_BYTES
+                    }
+                ),
+                (
+                    "copy",
+                    &SettingProblem::TooLarge {
+                        bytes: MAX_VALUE_BYTES + 1,
+                        max: MAX_VALUE_BYTES
+                    }
+                )
+            ]
+        );
     }
 
     #[test]

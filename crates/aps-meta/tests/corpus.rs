@@ -160,6 +160,62 @@ fn released_packages_parse_and_lint_without_errors() {
     }
 }
 
+/// Issue 7 (D16): the rules added for ids that break variable names and for mapping paths that
+/// are not plain folders find nothing in the real corpus, and find each defect planted in the
+/// real metadata of `wordpress-5.2.3`, naming the setting or mapping.
+#[test]
+fn issue_7_variable_names_and_mapping_paths_in_real_metadata() {
+    let new_rules = ["meta-variable-name", "meta-mapping-path"];
+    for name in corpus_packages() {
+        let findings = lint::lint_meta(&meta_bytes(&name), "APP-META.xml");
+        assert!(
+            findings
+                .iter()
+                .all(|f| !new_rules.contains(&f.rule.as_str())),
+            "{name}: {findings:?}"
+        );
+    }
+    let wordpress = String::from_utf8(meta_bytes("wordpress-5.2.3")).expect("UTF-8");
+    let planted = [
+        (
+            r#"id="title""#,
+            r#"id="a=b""#,
+            "meta-variable-name",
+            "setting id `a=b`",
+        ),
+        (
+            "<db:id>main</db:id>",
+            "<db:id>main=x</db:id>",
+            "meta-variable-name",
+            "db:id `main=x`",
+        ),
+        (
+            r#"<mapping path="htdocs" url="/">"#,
+            r#"<mapping path="htdocs/../scripts" url="/">"#,
+            "meta-mapping-path",
+            "mapping `/` has path `htdocs/../scripts`",
+        ),
+        (
+            r#"<mapping url="tmp">"#,
+            r#"<mapping url="/tmp">"#,
+            "meta-mapping",
+            "mapping url `/tmp` is absolute",
+        ),
+    ];
+    for (from, to, rule, named) in planted {
+        assert_eq!(wordpress.matches(from).count(), 1, "{from}");
+        let text = wordpress.replace(from, to);
+        let findings = lint::lint_meta(text.as_bytes(), "APP-META.xml");
+        let errors = errors(&findings);
+        assert_eq!(errors.len(), 1, "{to}: {errors:?}");
+        assert_eq!(errors[0].rule, rule, "{to}");
+        assert!(errors[0].message.contains(named), "{to}: {errors:?}");
+        assert!(errors[0].line.is_some(), "{to}: {errors:?}");
+        let refused = parse_app_meta(text.as_bytes(), "APP-META.xml").expect_err(to);
+        assert_eq!(refused.rule, rule);
+    }
+}
+
 #[test]
 fn wordpress_values() {
     let parsed = parse_ok("wordpress-5.2.3");
