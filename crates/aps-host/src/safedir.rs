@@ -327,7 +327,7 @@ impl SafeDir {
             Ok(fd) => Ok(Self { fd, path }),
             // The walk either names the component at fault or, if the tree changed meanwhile,
             // opens the folder with the same guarantee.
-            Err(_) => Self::walk(&path, |_| {}),
+            Err(_) => Self::walk_from_root(&path, |_| {}),
         }
     }
 
@@ -340,14 +340,14 @@ impl SafeDir {
     pub fn open_ancestry(path: &Path) -> Result<Vec<Self>, SafeDirError> {
         let path = plain_absolute(path)?;
         let mut chain = Vec::new();
-        let last = Self::walk(&path, |dir| chain.push(dir))?;
+        let last = Self::walk_from_root(&path, |dir| chain.push(dir))?;
         chain.push(last);
         Ok(chain)
     }
 
     /// Walks from `/` to `path` (already checked by [`plain_absolute`]); each folder above the
     /// last goes to `keep`, the last is returned.
-    fn walk(path: &Path, mut keep: impl FnMut(Self)) -> Result<Self, SafeDirError> {
+    fn walk_from_root(path: &Path, mut keep: impl FnMut(Self)) -> Result<Self, SafeDirError> {
         let mut dir = Self::open(Path::new("/"))?;
         for part in path.components() {
             let Component::Normal(name) = part else {
@@ -526,7 +526,7 @@ mod tests {
         for e in [
             SafeDir::open_no_links(&good).unwrap_err(),
             SafeDir::open_ancestry(&good).unwrap_err(),
-            SafeDir::walk(&good, |_| {}).unwrap_err(),
+            SafeDir::walk_from_root(&good, |_| {}).unwrap_err(),
         ] {
             assert!(e.is_link(), "{e}");
             assert_eq!(e.path, link);

@@ -65,7 +65,7 @@ pub(crate) fn split_last(rel: &str) -> (&str, &str) {
 
 /// Opens a site's document root, following no link anywhere in its path.
 pub(crate) fn open_docroot(docroot: &Path) -> Result<SafeDir, Error> {
-    SafeDir::open(docroot).map_err(Error::Site)
+    SafeDir::open_no_links(docroot).map_err(Error::Site)
 }
 
 /// What lies at an instance root before the install.

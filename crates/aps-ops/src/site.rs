@@ -376,7 +376,7 @@ fn check_apart_from_home(ctx: &Context, docroot: &Path) -> Result<(), Error> {
 
 /// Refuses a document root that equals, contains or lies inside another site's (by components).
 fn check_no_overlap(ctx: &Context, docroot: &Path) -> Result<(), Error> {
-    for other in ctx.store.sites().list()? {
+    for other in ctx.store()?.sites().list()? {
         let theirs = &other.docroot;
         let how = if theirs.as_path() == docroot {
             String::from("is already the document root")
