@@ -16,4 +16,5 @@ pub mod php;
 pub mod redact;
 pub mod runner;
 pub mod safedir;
+pub mod shown;
 pub mod user;
