@@ -23,6 +23,7 @@ pub mod report;
 mod runtime;
 mod script;
 pub mod server;
+pub mod settings;
 pub mod site;
 mod vars;
 pub mod vault;
