@@ -29,6 +29,7 @@ mod vars;
 pub mod vault;
 
 pub use aps_host::env::{Env, vars as env_vars};
+pub use aps_host::shown;
 pub use context::Context;
 pub use error::{Error, ErrorKind};
 pub use report::Reporter;
