@@ -13,3 +13,4 @@ mod import;
 mod in_use;
 mod lint;
 mod support;
+mod text_output;
