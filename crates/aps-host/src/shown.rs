@@ -150,7 +150,10 @@ mod tests {
     fn osc52_clipboard_write_is_defused() {
         let attack = "\x1b]52;c;ZWNobyBwd25lZA==\x07";
         let shown = message(attack);
-        assert!(!shown.contains('\x1b') && !shown.contains('\x07'), "{shown}");
+        assert!(
+            !shown.contains('\x1b') && !shown.contains('\x07'),
+            "{shown}"
+        );
         assert_eq!(shown, "\\x1b]52;c;ZWNobyBwd25lZA==\\x07");
     }
 
