@@ -39,18 +39,15 @@ fn issue_7_script_output_cannot_drive_the_terminal() {
     let world = World::with_site(1);
     let reference = world.import_hello(Some(HOSTILE_CONFIGURE));
     let run = world
-        .run_stdin(
-            &[
-                "install",
-                &reference,
-                "--site",
-                "s",
-                "--accept-license",
-                "--settings-file",
-                "-",
-            ],
-            br#"{"admin_password": "correct-horse-1"}"#,
-        )
+        .run(&[
+            "install",
+            &reference,
+            "--site",
+            "s",
+            "--accept-license",
+            "--set",
+            "admin_password=correct-horse-1",
+        ])
         .fails_with(6)
         .stderr_names(&["`configure install` exited with status 1"]);
     assert_inert("the install error", &run.stderr);

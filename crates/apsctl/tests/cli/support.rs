@@ -239,8 +239,8 @@ impl World {
         imported["package"].as_str().unwrap().to_owned()
     }
 
-    /// Installs `reference` on the site with the password given on standard input; returns the
-    /// instance id.
+    /// Installs `reference` on the site; returns the instance id. (`--set` for the password:
+    /// these tests are not about `--settings-file`, which `settings_input` covers.)
     pub fn install(&self, reference: &str, extra: &[&str]) -> String {
         let mut args = vec![
             "--json",
@@ -249,14 +249,11 @@ impl World {
             "--site",
             "s",
             "--accept-license",
-            "--settings-file",
-            "-",
+            "--set",
+            "admin_password=correct-horse-1",
         ];
         args.extend_from_slice(extra);
-        let installed = self
-            .run_stdin(&args, br#"{"admin_password": "correct-horse-1"}"#)
-            .ok()
-            .json();
+        let installed = self.run(&args).ok().json();
         installed["instance"]
             .as_str()
             .map(str::to_owned)
