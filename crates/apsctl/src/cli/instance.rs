@@ -71,7 +71,12 @@ pub enum InstanceCmd {
 
 /// `configure` arguments.
 #[derive(Debug, ClapArgs)]
-#[command(group(ArgGroup::new("values").required(true).multiple(true).args(["set", "settings_file"])))]
+#[command(group(
+    ArgGroup::new("values")
+        .required(true)
+        .multiple(true)
+        .args(["set", "settings_file"])
+))]
 pub struct ConfigureArgs {
     /// Instance id.
     id: String,

@@ -1,9 +1,5 @@
 //! Setting values from `--settings-file` (a file or `-` for standard input) and `--set`
 //! (issue 7: D14 secrets off argv, D15 strict settings JSON).
-#![expect(
-    clippy::unwrap_used,
-    reason = "test: a failed setup step is a failed test"
-)]
 use std::ffi::OsStr;
 use std::process::Stdio;
 

@@ -25,7 +25,7 @@ fn import(sandbox: &Sandbox, zip: &std::path::Path) -> String {
         .to_owned()
 }
 
-/// The corpus's WordPress metadata with the files it references, as an importable archive;
+/// The corpus's `wordpress-5.2.3` metadata with the files it references, as an importable archive;
 /// `list` replaces the generated APP-LIST.xml.
 fn wordpress(sandbox: &Sandbox, list: Option<Vec<u8>>) -> PathBuf {
     let meta = fs_err::read_to_string(corpus_dir().join("wordpress-5.2.3/APP-META.xml"))
@@ -159,9 +159,9 @@ fn issue_7_build_does_not_warn_about_the_listing_it_writes() {
     assert_eq!(doc["warnings"], serde_json::json!([]), "{doc}");
 }
 
-/// A stale APP-LIST.xml yields one finding per listed file (2,332 for the WordPress listing
-/// without its files). Text output shows 20 of them and counts the rest, on a terminal or not;
-/// `--json` lists them all.
+/// A stale APP-LIST.xml yields one finding per listed file (2,332 for the `wordpress-5.2.3`
+/// listing without its files). Text output shows 20 of them and counts the rest, on a terminal
+/// or not; `--json` lists them all.
 #[test]
 fn issue_7_stale_listing_findings_are_capped_in_text() {
     let sandbox = Sandbox::new();
