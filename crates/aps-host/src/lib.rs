@@ -17,4 +17,5 @@ pub mod quota;
 pub mod redact;
 pub mod runner;
 pub mod safedir;
+pub mod shown;
 pub mod user;

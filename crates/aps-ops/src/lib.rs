@@ -26,12 +26,14 @@ pub mod report;
 mod runtime;
 mod script;
 pub mod server;
+pub mod settings;
 pub mod site;
 mod undo;
 mod vars;
 pub mod vault;
 
 pub use aps_host::env::{Env, vars as env_vars};
+pub use aps_host::shown;
 pub use context::Context;
 pub use error::{Error, ErrorKind};
 pub use report::Reporter;

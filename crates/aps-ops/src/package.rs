@@ -292,13 +292,14 @@ pub fn build(src: &Path, out: &Path) -> Result<BuildReport, Error> {
         )));
     }
     lint_folder(src, &mut report)?;
+    // The build writes a fresh listing: a missing or stale one in the folder is no finding.
     report.errors.retain(|f| !f.rule.starts_with("list-"));
+    report.warnings.retain(|f| !f.rule.starts_with("list-"));
     if !report.errors.is_empty() {
-        let lines: Vec<String> = report.errors.iter().map(describe).collect();
         return Err(Error::Invalid(format!(
-            "`{}` has lint errors:\n  {}",
+            "`{}` has lint errors:\n{}",
             src.display(),
-            lines.join("\n  ")
+            describe_capped(&report.errors)
         )));
     }
     let packed = aps_archive::pack_folder(src, out).map_err(|e| Error::Failed(e.to_string()))?;
@@ -361,10 +362,9 @@ pub fn import(ctx: &Context, file: &Path) -> Result<ImportReport, Error> {
     let mut report = LintReport::default();
     lint_contents(&meta, list.as_deref(), &scan.files, &mut report);
     if !report.errors.is_empty() {
-        let lines: Vec<String> = report.errors.iter().map(describe).collect();
         return Err(Error::Invalid(format!(
-            "`{shown}` was refused:\n  {}",
-            lines.join("\n  ")
+            "`{shown}` was refused:\n{}",
+            describe_capped(&report.errors)
         )));
     }
     let pkg = parsed.package;
@@ -448,6 +448,33 @@ fn persist_archive(
             Err(e) => return Err(Error::io(&target, e.error)),
         }
     }
+}
+
+/// Findings of one rule shown in a message before the rest are counted (a stale APP-LIST.xml
+/// yields one finding per file; `package lint --json` lists them all).
+pub const SHOWN_PER_RULE: usize = 20;
+
+/// One indented line per finding, at most [`SHOWN_PER_RULE`] of each rule, then a count of the
+/// rest.
+fn describe_capped(findings: &[Finding]) -> String {
+    let mut lines = Vec::new();
+    let mut per_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in findings {
+        let seen = per_rule.entry(f.rule.as_str()).or_default();
+        *seen += 1;
+        if *seen <= SHOWN_PER_RULE {
+            lines.push(format!("  {}", describe(f)));
+        }
+    }
+    for (rule, count) in per_rule {
+        if count > SHOWN_PER_RULE {
+            lines.push(format!(
+                "  … and {} more `{rule}` finding(s) (`apsctl --json package lint` lists them all)",
+                count - SHOWN_PER_RULE
+            ));
+        }
+    }
+    lines.join("\n")
 }
 
 fn describe(f: &Finding) -> String {
@@ -580,6 +607,54 @@ pub fn load(ctx: &Context, reference: &str) -> Result<StoredPackage, Error> {
         summary: summary_of_record(p.summary),
         meta,
         warnings,
+    })
+}
+
+/// Largest license text `package show` reads from an archive.
+const MAX_LICENSE_BYTES: u64 = 1 << 20;
+
+/// A stored package with what `package show` presents beyond its metadata.
+#[derive(Debug)]
+pub struct PackageDetails {
+    /// The package.
+    pub package: StoredPackage,
+    /// The text of each service's license file (`license/text/file`) by service id, for the
+    /// services whose package carries one (not UTF-8: shown with replacement characters).
+    pub license_texts: BTreeMap<String, String>,
+}
+
+/// Loads the package `reference` with the license texts its archive carries (`package show`).
+pub fn show(ctx: &Context, reference: &str) -> Result<PackageDetails, Error> {
+    let package = load(ctx, reference)?;
+    let files: Vec<(String, String)> = package
+        .meta
+        .all_services()
+        .into_iter()
+        .filter_map(|s| {
+            let file = s.license.as_ref()?.text_file.as_deref()?;
+            let file = aps_meta::lint::normalize_archive_path(file).ok()?;
+            Some((s.id.clone(), file))
+        })
+        .collect();
+    let mut license_texts = BTreeMap::new();
+    if !files.is_empty() {
+        let unreadable = |e: aps_archive::ArchiveError| {
+            Error::Failed(format!(
+                "the license text of package `{reference}` cannot be read: {e}"
+            ))
+        };
+        let mut archive = aps_archive::Archive::open(&package.archive, &ctx.config.archive_limits)
+            .map_err(unreadable)?;
+        for (service, file) in files {
+            let bytes = archive
+                .read_file(&file, MAX_LICENSE_BYTES)
+                .map_err(unreadable)?;
+            license_texts.insert(service, String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    Ok(PackageDetails {
+        package,
+        license_texts,
     })
 }
 

@@ -495,7 +495,12 @@ pub(crate) fn preview(loaded: &Loaded) -> String {
         Ok(Trees { kept, .. }) => {
             let mut text = format!("Files created or changed by the instance ({}):", kept.len());
             for k in kept.iter().take(20) {
-                let _ = write!(text, "\n  {} ({})", k.path, k.reason);
+                let _ = write!(
+                    text,
+                    "\n  {} ({})",
+                    aps_host::shown::name(&k.path),
+                    k.reason
+                );
             }
             if kept.len() > 20 {
                 text.push_str("\n  …");

@@ -3,11 +3,14 @@
 //! Main decision: one function runs every action (`install`, `configure`, `upgrade`, `remove`):
 //! the interpreter is checked first, the run goes through [`aps_host::runner`] (site user, clean
 //! environment, private scripts folder as working directory, timeout, capped and redacted
-//! output), and a failure becomes an error that shows the script's own message.
+//! output), and a failure becomes an error that shows the script's own message. That message is
+//! indented below the error's first line, so whatever the script prints can never look like a
+//! line of apsctl's own (`error: …`); the CLI escapes terminal controls in it when printing.
 use std::path::{Path, PathBuf};
 
 use aps_host::interp::Interpreter;
 use aps_host::runner::{RunStatus, ScriptRun};
+use aps_host::shown::indented;
 use aps_host::user::SystemUser;
 use aps_meta::model::ScriptDecl;
 
@@ -18,6 +21,8 @@ use crate::vars::VarSet;
 
 /// How much of a failed script's output an error shows.
 const SHOWN_OUTPUT: usize = 4000;
+/// The indentation of a script's own lines inside an error.
+const OUTPUT_INDENT: &str = "    ";
 
 /// A configuration script ready to run for one instance.
 #[derive(Debug)]
@@ -82,7 +87,7 @@ impl ConfigScript<'_> {
             return Err(Error::Failed(if out.is_empty() {
                 format!("{shown} {why} without a message")
             } else {
-                format!("{shown} {why}:\n{out}")
+                format!("{shown} {why}:\n{}", indented(&out, OUTPUT_INDENT))
             }));
         }
         if self.decl.structured_output {
@@ -101,15 +106,16 @@ impl ConfigScript<'_> {
                     .iter()
                     .map(|e| {
                         let message = e.message.as_deref().unwrap_or("(no message)");
-                        match &e.setting_id {
+                        let line = match &e.setting_id {
                             Some(id) => format!("setting `{id}`: {message}"),
                             None => message.to_owned(),
-                        }
+                        };
+                        indented(&line, OUTPUT_INDENT)
                     })
                     .collect();
                 return Err(Error::Failed(format!(
-                    "{shown} reported errors:\n  {}",
-                    lines.join("\n  ")
+                    "{shown} reported errors:\n{}",
+                    lines.join("\n")
                 )));
             }
         }

@@ -1,21 +1,33 @@
 //! All output of the CLI: data on stdout (text or exactly one JSON document), diagnostics on stderr.
 //!
-//! Main decision: this is the only module that prints. Errors are rendered as plain sentences,
-//! the error and its causes joined, and mapped to exit statuses by kind.
-#![expect(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "the CLI's output module"
-)]
+//! Main decision: this is the only module that prints, so it is where untrusted text is defused.
+//! Every line of text goes through [`aps_ops::shown::message`] (terminal controls and bidi
+//! overrides become readable escapes); the continuation lines of a diagnostic are indented, so no
+//! text embedded in a message can start a line that looks like apsctl's own `error:`; JSON strings
+//! carry the same characters as `\uXXXX` escapes (the same JSON value, harmless on a terminal).
+//! Renderers still wrap each untrusted value in [`aps_ops::shown::name`], which escapes its
+//! newlines too.
+//!
+//! It writes through locked `stdout`/`stderr` handles rather than `println!`, which panics when
+//! a write fails.
+//!
+//! A closed standard output (`apsctl … | head -3`) is not an error: the rest of the output is
+//! dropped silently, as `cat` would, and the command keeps its own exit status. Any other failure
+//! to write the result is reported and exits 70. A failure to write to stderr is ignored: there
+//! is nowhere left to report it.
 
-use std::io::IsTerminal;
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, IsTerminal, Write as _};
 use std::process::ExitCode;
 
 use aps_ops::report::FileChoice;
-use aps_ops::{ErrorKind, Reporter};
+use aps_ops::{ErrorKind, Reporter, shown};
 
 /// Exit status for lint findings with errors (CLI.md).
 pub const EXIT_LINT_ERRORS: u8 = 1;
+/// Exit status for unexpected failures (also: the result could not be written).
+pub const EXIT_INTERNAL: u8 = 70;
 
 /// Prints data and diagnostics for one invocation.
 #[derive(Debug)]
@@ -23,6 +35,8 @@ pub struct Printer {
     json: bool,
     quiet: bool,
     color: bool,
+    /// Standard output was closed by its reader; nothing more is written to it.
+    stdout_closed: Cell<bool>,
 }
 
 impl Printer {
@@ -31,44 +45,61 @@ impl Printer {
         Self {
             json,
             quiet,
-            color: !no_color && std::io::stderr().is_terminal(),
+            color: !no_color && io::stderr().is_terminal(),
+            stdout_closed: Cell::new(false),
         }
     }
 
+    /// Whether `--quiet` was given (no progress, no warnings).
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
     /// Prints the command's result: `value` as JSON with `--json`, else `text`.
-    pub fn data(&self, value: &serde_json::Value, text: impl FnOnce() -> String) {
+    pub fn data(
+        &self,
+        value: &serde_json::Value,
+        text: impl FnOnce() -> String,
+    ) -> Result<(), StdoutError> {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
-            );
+            self.write_stdout(&terminal_safe_json(value))
         } else {
             let text = text();
-            if !text.is_empty() {
-                println!("{}", text.trim_end());
+            let text = text.trim_end();
+            if text.is_empty() {
+                Ok(())
+            } else {
+                self.write_stdout(&shown::message(text))
             }
         }
     }
 
-    /// A warning on stderr.
+    fn write_stdout(&self, text: &str) -> Result<(), StdoutError> {
+        if self.stdout_closed.get() {
+            return Ok(());
+        }
+        let mut out = io::stdout().lock();
+        match writeln!(out, "{text}").and_then(|()| out.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.stdout_closed.set(true);
+                Ok(())
+            }
+            Err(e) => Err(StdoutError(e)),
+        }
+    }
+
+    /// A warning on stderr (not with `--quiet`).
     pub fn warning(&self, message: &str) {
         if !self.quiet {
-            let tag = if self.color {
-                "\x1b[33mwarning\x1b[0m"
-            } else {
-                "warning"
-            };
-            eprintln!("{tag}: {message}");
+            let tag = self.tag("warning", "33");
+            write_stderr(&format!("{tag}: {}", diagnostic(message)));
         }
     }
 
     /// An error and its causes on stderr.
     pub fn error(&self, err: &anyhow::Error) {
-        let tag = if self.color {
-            "\x1b[31merror\x1b[0m"
-        } else {
-            "error"
-        };
+        let tag = self.tag("error", "31");
         let mut message = err.to_string();
         for cause in err.chain().skip(1) {
             let cause = cause.to_string();
@@ -77,14 +108,60 @@ impl Printer {
                 message.push_str(&cause);
             }
         }
-        eprintln!("{tag}: {message}");
+        write_stderr(&format!("{tag}: {}", diagnostic(&message)));
+    }
+
+    fn tag(&self, word: &str, color: &str) -> String {
+        if self.color {
+            format!("\x1b[{color}m{word}\x1b[0m")
+        } else {
+            word.to_owned()
+        }
+    }
+}
+
+/// `message` escaped for the terminal, each continuation line indented unless it already is.
+fn diagnostic(message: &str) -> String {
+    let message = shown::message(message);
+    let mut out = String::with_capacity(message.len());
+    for (i, line) in message.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            if !line.is_empty() && !line.starts_with([' ', '\t']) {
+                out.push_str("  ");
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Writes one diagnostic line (or block) on stderr, ignoring failures.
+fn write_stderr(text: &str) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
+/// The result could not be written to standard output (for a reason other than a closed pipe).
+#[derive(Debug)]
+pub struct StdoutError(io::Error);
+
+impl fmt::Display for StdoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cannot write the result to standard output")
+    }
+}
+
+impl std::error::Error for StdoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
 impl Reporter for Printer {
     fn step(&self, message: &str) {
         if !self.quiet && !self.json {
-            eprintln!("{message}");
+            write_stderr(&diagnostic(message));
         }
     }
 
@@ -93,20 +170,25 @@ impl Reporter for Printer {
     }
 
     fn can_ask(&self) -> bool {
-        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+        io::stdin().is_terminal() && io::stderr().is_terminal()
     }
 
     fn ask_file_choice(&self, kept_preview: &str) -> Option<FileChoice> {
-        let stdin = std::io::stdin();
-        if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
+        let stdin = io::stdin();
+        if !stdin.is_terminal() || !io::stderr().is_terminal() {
             return None;
         }
-        eprintln!("{kept_preview}");
+        write_stderr(&diagnostic(kept_preview));
         loop {
-            eprint!(
-                "Remove [a]ll files of the instance, or only the [p]ackage's own files \
-                 (keeping files the application created or changed)? [a/p] "
-            );
+            {
+                let mut err = io::stderr().lock();
+                let _ = write!(
+                    err,
+                    "Remove [a]ll files of the instance, or only the [p]ackage's own files \
+                     (keeping files the application created or changed)? [a/p] "
+                );
+                let _ = err.flush();
+            }
             let mut line = String::new();
             if stdin.read_line(&mut line).ok()? == 0 {
                 return None;
@@ -114,14 +196,96 @@ impl Reporter for Printer {
             match line.trim().to_ascii_lowercase().as_str() {
                 "a" | "all" => return Some(FileChoice::All),
                 "p" | "app" | "package" => return Some(FileChoice::App),
-                _ => eprintln!("Please answer `a` or `p`."),
+                _ => write_stderr("Please answer `a` or `p`."),
             }
         }
     }
 }
 
+/// `value` as pretty JSON whose strings carry every character [`shown::is_unsafe`] names as a
+/// `\uXXXX` escape (`serde_json` escapes the C0 controls itself, not DEL, C1 or bidi controls).
+fn terminal_safe_json(value: &serde_json::Value) -> String {
+    use serde::Serialize as _;
+    let mut bytes = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut bytes,
+        TerminalSafeJson(serde_json::ser::PrettyFormatter::new()),
+    );
+    if value.serialize(&mut ser).is_err() {
+        return "null".into();
+    }
+    String::from_utf8(bytes).unwrap_or_else(|_| "null".into())
+}
+
+/// `serde_json`'s pretty formatter with the string escapes of [`terminal_safe_json`].
+struct TerminalSafeJson(serde_json::ser::PrettyFormatter<'static>);
+
+impl serde_json::ser::Formatter for TerminalSafeJson {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut rest = fragment;
+        while let Some(at) = rest.find(shown::is_unsafe) {
+            w.write_all(&rest.as_bytes()[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            write!(w, "\\u{:04x}", u32::from(c))?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        w.write_all(rest.as_bytes())
+    }
+}
+
 /// The exit status for an error: by its `aps_ops` kind when it has one.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    if err.downcast_ref::<StdoutError>().is_some() {
+        return ExitCode::from(EXIT_INTERNAL);
+    }
     let kind = err
         .downcast_ref::<aps_ops::Error>()
         .map(aps_ops::Error::kind);
@@ -131,6 +295,36 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
         Some(ErrorKind::Conflict) => 4,
         Some(ErrorKind::Busy) => 5,
         Some(ErrorKind::Failed) => 6,
-        Some(ErrorKind::Internal) => 70,
+        Some(ErrorKind::Internal) => EXIT_INTERNAL,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostics_indent_their_continuation_lines() {
+        assert_eq!(
+            diagnostic("cannot remove `a\nerror: forged`\n  kept\n\nlast"),
+            "cannot remove `a\n  error: forged`\n  kept\n\n  last"
+        );
+        assert_eq!(diagnostic("one \x1b[2J line"), "one \\x1b[2J line");
+    }
+
+    #[test]
+    fn json_escapes_bidi_c1_and_del_but_keeps_the_value() {
+        let value = serde_json::json!({"name": "a\u{202e}b\u{9b}c\x7fd\x1be\u{2066}f é"});
+        let text = terminal_safe_json(&value);
+        assert!(
+            text.contains(r"a\u202eb\u009bc\u007fd\u001be\u2066f é"),
+            "{text}"
+        );
+        assert!(
+            !text.chars().any(|c| c != '\n' && shown::is_unsafe(c)),
+            "{text}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value);
+    }
 }

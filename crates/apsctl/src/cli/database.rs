@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
+use aps_ops::shown;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -36,26 +37,29 @@ pub fn run(cmd: DatabaseCmd, s: super::Session, out: &Printer) -> anyhow::Result
                         t,
                         "{}\t{} `{}` login `{}` on {}\t(instance {} of site {}, db:id {})",
                         k.id,
-                        k.kind,
-                        k.name,
-                        k.login,
-                        k.server.as_deref().unwrap_or("-"),
-                        k.instance,
-                        k.site,
-                        k.db_id
+                        shown::name(&k.kind),
+                        shown::name(&k.name),
+                        shown::name(&k.login),
+                        shown::name(k.server.as_deref().unwrap_or("-")),
+                        shown::name(&k.instance),
+                        shown::name(&k.site),
+                        shown::name(&k.db_id)
                     );
                 }
                 t
-            });
+            })?;
         }
         DatabaseCmd::Drop { id } => {
             let dropped = aps_ops::database::drop_kept(&ctx, id)?;
             out.data(&serde_json::to_value(&dropped)?, || {
                 format!(
                     "dropped kept database {} ({} `{}`, login `{}`)",
-                    dropped.id, dropped.kind, dropped.name, dropped.login
+                    dropped.id,
+                    shown::name(&dropped.kind),
+                    shown::name(&dropped.name),
+                    shown::name(&dropped.login)
                 )
-            });
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)

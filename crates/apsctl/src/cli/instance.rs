@@ -1,14 +1,22 @@
 //! `apsctl install`, `instance …`, `configure`, `remove`, `recover`: instance life cycle.
+//!
+//! Setting values come from `--set ID=VALUE` and `--settings-file F` (`-`: standard input, so
+//! secrets need not pass through argv, D14); the file is read here with a bound and parsed by
+//! [`aps_ops::settings::parse_settings_json`]; `--set` wins for the same id. Text output wraps
+//! what tenants and packages control (file names, setting values, names) in [`shown::name`].
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use aps_ops::install::{InstallOptions, License, RunMode};
 use aps_ops::remove::{Databases, Force, RemoveOptions};
 use aps_ops::report::FileChoice;
-use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use aps_ops::settings::MAX_SETTINGS_BYTES;
+use aps_ops::shown;
+use clap::{ArgGroup, Args as ClapArgs, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::output::Printer;
@@ -27,7 +35,8 @@ pub struct InstallArgs {
     /// A setting value (repeatable).
     #[arg(long = "set", value_name = "ID=VALUE")]
     set: Vec<String>,
-    /// A JSON object of setting values (`{"id": "value"}`); `--set` wins.
+    /// A JSON object of setting values (`{"id": "value"}`; `-` reads standard input, keeping
+    /// passwords off the command line); `--set` wins for the same id.
     #[arg(long, value_name = "FILE")]
     settings_file: Option<PathBuf>,
     /// Accept the package's license.
@@ -62,12 +71,22 @@ pub enum InstanceCmd {
 
 /// `configure` arguments.
 #[derive(Debug, ClapArgs)]
+#[command(group(
+    ArgGroup::new("values")
+        .required(true)
+        .multiple(true)
+        .args(["set", "settings_file"])
+))]
 pub struct ConfigureArgs {
     /// Instance id.
     id: String,
     /// A new setting value (repeatable).
-    #[arg(long = "set", value_name = "ID=VALUE", required = true)]
+    #[arg(long = "set", value_name = "ID=VALUE")]
     set: Vec<String>,
+    /// A JSON object of new setting values (`{"id": "value"}`; `-` reads standard input, keeping
+    /// passwords off the command line); `--set` wins for the same id.
+    #[arg(long, value_name = "FILE")]
+    settings_file: Option<PathBuf>,
 }
 
 /// `remove` arguments.
@@ -114,28 +133,50 @@ fn parse_pairs(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, 
     Ok(map)
 }
 
+/// The setting values of `--settings-file` (when given) overridden by those of `--set`.
+fn settings_input(file: Option<&Path>, set: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut settings = match file {
+        Some(file) => read_settings_file(file)?,
+        None => BTreeMap::new(),
+    };
+    settings.extend(parse_pairs("--set", set)?);
+    Ok(settings)
+}
+
+/// Reads a settings file (`-`: standard input), at most [`MAX_SETTINGS_BYTES`] of it, and parses
+/// it strictly.
+fn read_settings_file(file: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let from_stdin = file.as_os_str() == "-";
+    let source = if from_stdin {
+        "the settings on standard input".to_owned()
+    } else {
+        format!("settings file `{}`", shown::path(file))
+    };
+    let mut bytes = Vec::new();
+    // One byte more than allowed tells "exactly at the bound" from "too long" (`/dev/zero`).
+    let limit = MAX_SETTINGS_BYTES + 1;
+    let read = if from_stdin {
+        std::io::stdin().lock().take(limit).read_to_end(&mut bytes)
+    } else {
+        fs_err::File::open(file).and_then(|f| f.take(limit).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| {
+        // fs_err names the path again; the cause alone reads better after `source`.
+        let cause = e
+            .get_ref()
+            .and_then(std::error::Error::source)
+            .map_or_else(|| e.to_string(), ToString::to_string);
+        aps_ops::Error::Invalid(format!("cannot read {source}: {cause}"))
+    })?;
+    if bytes.len() as u64 > MAX_SETTINGS_BYTES {
+        return Err(aps_ops::settings::too_large(&source).into());
+    }
+    Ok(aps_ops::settings::parse_settings_json(&bytes, &source)?)
+}
+
 /// Runs `install`.
 pub fn install(args: InstallArgs, s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
-    let mut settings = BTreeMap::new();
-    if let Some(file) = &args.settings_file {
-        let text = fs_err::read_to_string(file)
-            .with_context(|| format!("cannot read settings file `{}`", file.display()))?;
-        let json: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
-            .with_context(|| format!("settings file `{}` is not a JSON object", file.display()))?;
-        for (k, v) in json {
-            let v = match v {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Array(items) => items
-                    .iter()
-                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => other.to_string(),
-            };
-            settings.insert(k, v);
-        }
-    }
-    settings.extend(parse_pairs("--set", &args.set)?);
+    let settings = settings_input(args.settings_file.as_deref(), &args.set)?;
     let ctx = s.context()?;
     let opts = InstallOptions {
         package: args.reference,
@@ -170,25 +211,36 @@ pub fn install(args: InstallArgs, s: super::Session, out: &Printer) -> anyhow::R
         let p = &report.plan;
         let mut t = String::new();
         if let Some(id) = &report.instance {
-            let _ = writeln!(t, "instance {id} installed at {}", report.url);
+            let _ = writeln!(t, "instance {id} installed at {}", shown::name(&report.url));
         } else {
             let _ = writeln!(t, "plan (nothing was changed):");
-            let _ = writeln!(t, "  url:       {}", p.url);
-            let _ = writeln!(t, "  directory: {}", p.root.display());
+            let _ = writeln!(t, "  url:       {}", shown::name(&p.url));
+            let _ = writeln!(t, "  directory: {}", shown::path(&p.root));
             let _ = writeln!(t, "  files:     {} ({} bytes)", p.files, p.bytes);
             for db in &p.databases {
-                let _ = writeln!(t, "  database:  {} ({}) on `{}`", db.id, db.kind, db.server);
+                let _ = writeln!(
+                    t,
+                    "  database:  {} ({}) on `{}`",
+                    shown::name(&db.id),
+                    shown::name(&db.kind),
+                    shown::name(&db.server)
+                );
             }
             for c in &p.choices {
-                let _ = writeln!(t, "  choice:    {c}");
+                let _ = writeln!(t, "  choice:    {}", shown::name(c));
             }
             for s in &p.scripts {
-                let _ = writeln!(t, "  runs:      {s}");
+                let _ = writeln!(t, "  runs:      {}", shown::name(s));
             }
-            let _ = writeln!(t, "  variables: {}", p.variables.join(" "));
+            let variables: Vec<String> = p
+                .variables
+                .iter()
+                .map(|v| shown::name(v).to_string())
+                .collect();
+            let _ = writeln!(t, "  variables: {}", variables.join(" "));
         }
         t
-    });
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -205,16 +257,16 @@ pub fn instance(cmd: InstanceCmd, s: super::Session, out: &Printer) -> anyhow::R
                         t,
                         "{}\t{}\t{}\t{} {}-{}\t{}",
                         i.instance,
-                        i.site,
-                        i.url,
-                        i.package.name,
-                        i.package.version,
-                        i.package.release,
+                        shown::name(&i.site),
+                        shown::name(&i.url),
+                        shown::name(&i.package.name),
+                        shown::name(&i.package.version),
+                        shown::name(&i.package.release),
                         i.state
                     );
                 }
                 t
-            });
+            })?;
         }
         InstanceCmd::Show { id } => {
             let d = aps_ops::instance::show(&ctx, &id)?;
@@ -225,29 +277,32 @@ pub fn instance(cmd: InstanceCmd, s: super::Session, out: &Printer) -> anyhow::R
                 let _ = writeln!(
                     t,
                     "package:   {} {}-{} (`{}`)",
-                    v.package.name, v.package.version, v.package.release, v.package.reference
+                    shown::name(&v.package.name),
+                    shown::name(&v.package.version),
+                    shown::name(&v.package.release),
+                    v.package.reference
                 );
-                let _ = writeln!(t, "site:      {}", v.site);
-                let _ = writeln!(t, "url:       {}", v.url);
-                let _ = writeln!(t, "directory: {}", d.root.display());
+                let _ = writeln!(t, "site:      {}", shown::name(&v.site));
+                let _ = writeln!(t, "url:       {}", shown::name(&v.url));
+                let _ = writeln!(t, "directory: {}", shown::path(&d.root));
                 let _ = writeln!(t, "files:     {}", d.application_files);
                 for (k, val) in &d.settings {
-                    let _ = writeln!(t, "setting:   {k} = {val}");
+                    let _ = writeln!(t, "setting:   {} = {}", shown::name(k), shown::name(val));
                 }
                 for db in &d.databases {
                     let _ = writeln!(
                         t,
                         "database:  {} {} `{}` login `{}` on {}:{}",
-                        db.id,
+                        shown::name(&db.id),
                         db.kind,
-                        db.name,
-                        db.login,
-                        db.host,
+                        shown::name(&db.name),
+                        shown::name(&db.login),
+                        shown::name(&db.host),
                         db.port.map(|p| p.to_string()).unwrap_or_default()
                     );
                 }
                 t
-            });
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -259,10 +314,11 @@ pub fn configure(
     s: super::Session,
     out: &Printer,
 ) -> anyhow::Result<ExitCode> {
+    let settings = settings_input(args.settings_file.as_deref(), &args.set)?;
     let ctx = s.context()?;
     let opts = aps_ops::configure::ConfigureOptions {
         instance: args.id,
-        settings: parse_pairs("--set", &args.set)?,
+        settings,
     };
     let report = aps_ops::configure::configure(&ctx, &opts, out)?;
     out.data(&serde_json::to_value(&report)?, || {
@@ -271,7 +327,7 @@ pub fn configure(
             report.instance,
             report.changed.len()
         )
-    });
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -304,20 +360,20 @@ pub fn remove(args: RemoveArgs, s: super::Session, out: &Printer) -> anyhow::Res
         if !report.kept_files.is_empty() {
             let _ = writeln!(t, "kept files ({}):", report.kept_files.len());
             for k in &report.kept_files {
-                let _ = writeln!(t, "  {} ({})", k.path, k.reason);
+                let _ = writeln!(t, "  {} ({})", shown::name(&k.path), k.reason);
             }
         }
         for db in &report.databases_kept {
-            let _ = writeln!(t, "kept database: {db}");
+            let _ = writeln!(t, "kept database: {}", shown::name(db));
         }
         for skipped in &report.skipped {
-            let _ = writeln!(t, "skipped (--force): {skipped}");
+            let _ = writeln!(t, "skipped (--force): {}", shown::message(skipped));
         }
         for db in &report.databases_dropped {
-            let _ = writeln!(t, "dropped database: {db}");
+            let _ = writeln!(t, "dropped database: {}", shown::name(db));
         }
         t
-    });
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -346,7 +402,7 @@ pub fn recover(s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
             );
         }
         t
-    });
+    })?;
     Ok(if failed {
         ExitCode::from(6)
     } else {

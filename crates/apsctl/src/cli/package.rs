@@ -1,8 +1,19 @@
-//! `apsctl package …`: lint, import, list, show, remove.
+//! `apsctl package …`: lint, build, import, list, show, remove.
+//!
+//! Text output names packages through [`shown::name`]: names, versions and findings come from
+//! the package's author. `package lint` shows at most [`SHOWN_PER_RULE`] findings of one rule in
+//! text mode, on a terminal or not (a stale APP-LIST.xml yields one per file), then counts the
+//! rest; `--json` lists them all.
+mod show;
+
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aps_meta::lint::Finding;
+use aps_ops::package::SHOWN_PER_RULE;
+use aps_ops::shown;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -12,6 +23,9 @@ use crate::output::{EXIT_LINT_ERRORS, Printer};
 #[derive(Debug, Subcommand)]
 pub enum PackageCmd {
     /// Check an `.app.zip`, an unpacked package folder or a lone APP-META.xml.
+    ///
+    /// Text output shows at most 20 findings of one rule and counts the rest (`--json` lists
+    /// them all); with `--quiet` it shows errors only.
     Lint {
         /// The package to check.
         path: PathBuf,
@@ -49,32 +63,31 @@ pub fn run(cmd: PackageCmd, s: super::Session, out: &Printer) -> anyhow::Result<
         PackageCmd::Lint { path } => lint(&path, &s, out),
         PackageCmd::Build { dir, out: file } => {
             let report = aps_ops::package::build(&dir, &file)?;
-            for w in &report.warnings {
-                out.warning(&format!("{}: {} [{}]", w.file, w.message, w.rule));
-            }
+            warn_findings(out, &report.warnings);
             out.data(&serde_json::to_value(&report)?, || {
                 format!(
                     "built `{}` ({} files, {} bytes)",
-                    report.path.display(),
+                    shown::path(&report.path),
                     report.files,
                     report.bytes
                 )
-            });
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         PackageCmd::Import { file } => {
             let ctx = s.context()?;
             let report = aps_ops::package::import(&ctx, &file)?;
-            for w in &report.warnings {
-                out.warning(&format!("{}: {} [{}]", w.file, w.message, w.rule));
-            }
+            warn_findings(out, &report.warnings);
             let s = &report.summary;
             out.data(&serde_json::to_value(&report)?, || {
                 format!(
                     "imported {} {}-{} as `{}`",
-                    s.name, s.version, s.release, s.package
+                    shown::name(&s.name),
+                    shown::name(&s.version),
+                    shown::name(&s.release),
+                    s.package
                 )
-            });
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         PackageCmd::List => {
@@ -86,26 +99,26 @@ pub fn run(cmd: PackageCmd, s: super::Session, out: &Printer) -> anyhow::Result<
                     let _ = writeln!(
                         text,
                         "{}\t{} {}-{}\tAPS {}",
-                        p.package, p.name, p.version, p.release, p.aps_version
+                        p.package,
+                        shown::name(&p.name),
+                        shown::name(&p.version),
+                        shown::name(&p.release),
+                        p.aps_version
                     );
                 }
                 text
-            });
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         PackageCmd::Show { reference } => {
             let ctx = s.context()?;
-            let p = aps_ops::package::load(&ctx, &reference)?;
+            let details = aps_ops::package::show(&ctx, &reference)?;
+            let p = &details.package;
             let mut value = serde_json::to_value(&p.summary)?;
             value["metadata"] = serde_json::to_value(&p.meta)?;
             value["warnings"] = serde_json::to_value(&p.warnings)?;
-            out.data(&value, || {
-                let s = &p.summary;
-                format!(
-                    "{} {}-{} (APS {})\nreference: {}\nidentity:  {}\n",
-                    s.name, s.version, s.release, s.aps_version, s.package, s.identity
-                )
-            });
+            value["license_texts"] = serde_json::to_value(&details.license_texts)?;
+            out.data(&value, || show::text(&details))?;
             Ok(ExitCode::SUCCESS)
         }
         PackageCmd::Remove { reference } => {
@@ -113,7 +126,7 @@ pub fn run(cmd: PackageCmd, s: super::Session, out: &Printer) -> anyhow::Result<
             let s = aps_ops::package::remove(&ctx, &reference)?;
             out.data(&serde_json::to_value(&s)?, || {
                 format!("removed `{}`", s.package)
-            });
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -123,14 +136,9 @@ fn lint(path: &Path, s: &super::Session, out: &Printer) -> anyhow::Result<ExitCo
     let report = aps_ops::package::lint(path, &s.config)?;
     out.data(&serde_json::to_value(&report)?, || {
         let mut text = String::new();
-        for (label, list) in [("error", &report.errors), ("warning", &report.warnings)] {
-            for f in list {
-                let at = match (f.line, f.column) {
-                    (Some(l), Some(c)) => format!("{}:{l}:{c}", f.file),
-                    _ => f.file.clone(),
-                };
-                let _ = writeln!(text, "{at}: {label}: {} [{}]", f.message, f.rule);
-            }
+        write_findings(&mut text, "error", &report.errors);
+        if !out.is_quiet() {
+            write_findings(&mut text, "warning", &report.warnings);
         }
         let _ = write!(
             text,
@@ -139,10 +147,54 @@ fn lint(path: &Path, s: &super::Session, out: &Printer) -> anyhow::Result<ExitCo
             report.warnings.len()
         );
         text
-    });
+    })?;
     Ok(if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_LINT_ERRORS)
     })
+}
+
+/// One line per finding, at most [`SHOWN_PER_RULE`] of each rule, then a count of the rest.
+fn write_findings(text: &mut String, label: &str, findings: &[Finding]) {
+    let mut per_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in findings {
+        let seen = per_rule.entry(f.rule.as_str()).or_default();
+        *seen += 1;
+        if *seen > SHOWN_PER_RULE {
+            continue;
+        }
+        let file = shown::name(&f.file);
+        let at = match (f.line, f.column) {
+            (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+            _ => file.to_string(),
+        };
+        let _ = writeln!(
+            text,
+            "{at}: {label}: {} [{}]",
+            shown::name(&f.message),
+            f.rule
+        );
+    }
+    for (rule, count) in per_rule {
+        if count > SHOWN_PER_RULE {
+            let _ = writeln!(
+                text,
+                "… and {} more {label}(s) of rule `{rule}` not shown (`--json` lists them all)",
+                count - SHOWN_PER_RULE
+            );
+        }
+    }
+}
+
+/// Lint warnings of a build or an import, on stderr.
+fn warn_findings(out: &Printer, findings: &[Finding]) {
+    for w in findings {
+        out.warning(&format!(
+            "{}: {} [{}]",
+            shown::name(&w.file),
+            shown::name(&w.message),
+            w.rule
+        ));
+    }
 }

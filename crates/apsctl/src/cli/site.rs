@@ -147,7 +147,7 @@ pub fn run_site(cmd: SiteCmd, s: super::Session, out: &Printer) -> anyhow::Resul
                     "site `{}` added ({} as user {})",
                     site.name, site.url, site.user
                 )
-            });
+            })?;
         }
         SiteCmd::List => {
             let sites = aps_ops::site::list(&ctx)?;
@@ -164,7 +164,7 @@ pub fn run_site(cmd: SiteCmd, s: super::Session, out: &Printer) -> anyhow::Resul
                     );
                 }
                 t
-            });
+            })?;
         }
         SiteCmd::Show { name } => {
             let s = aps_ops::site::show(&ctx, &name)?;
@@ -177,13 +177,13 @@ pub fn run_site(cmd: SiteCmd, s: super::Session, out: &Printer) -> anyhow::Resul
                     s.user,
                     s.web
                 )
-            });
+            })?;
         }
         SiteCmd::Remove { name } => {
             let s = aps_ops::site::remove(&ctx, &name)?;
             out.data(&serde_json::to_value(&s)?, || {
                 format!("site `{}` removed", s.name)
-            });
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -222,7 +222,7 @@ pub fn run_server(cmd: ServerCmd, s: super::Session, out: &Printer) -> anyhow::R
                     s.kind,
                     s.version.as_deref().unwrap_or("")
                 )
-            });
+            })?;
         }
         ServerCmd::List => {
             let servers = aps_ops::server::list(&ctx)?;
@@ -243,13 +243,13 @@ pub fn run_server(cmd: ServerCmd, s: super::Session, out: &Printer) -> anyhow::R
                     );
                 }
                 t
-            });
+            })?;
         }
         ServerCmd::Remove { name } => {
             let s = aps_ops::server::remove(&ctx, &name)?;
             out.data(&serde_json::to_value(&s)?, || {
                 format!("database server `{}` removed", s.name)
-            });
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)

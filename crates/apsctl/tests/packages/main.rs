@@ -15,3 +15,4 @@ mod in_use;
 mod lint;
 mod refused_early;
 mod support;
+mod text_output;
