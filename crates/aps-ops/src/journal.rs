@@ -45,6 +45,8 @@ pub struct Journal<'c> {
     /// The step running now (the `kind` of the rows it writes).
     step: String,
     entries: Vec<Entry>,
+    /// Whether the operation passed its commit point.
+    committed: bool,
 }
 
 impl<'c> Journal<'c> {
@@ -69,6 +71,7 @@ impl<'c> Journal<'c> {
             op,
             step: String::new(),
             entries: Vec::new(),
+            committed: false,
         })
     }
 
@@ -90,12 +93,19 @@ impl<'c> Journal<'c> {
                 stage,
             });
         }
+        let committed = ctx.store()?.journal().operation(op)?.committed_at.is_some();
         Ok(Self {
             ctx,
             op,
             step: String::new(),
             entries,
+            committed,
         })
+    }
+
+    /// Whether the operation passed its commit point (then it is completed, not undone).
+    pub(crate) fn is_committed(&self) -> bool {
+        self.committed
     }
 
     /// The operation's id in the journal.
@@ -175,6 +185,7 @@ impl<'c> Journal<'c> {
             .store()?
             .journal()
             .commit_point(self.op, crate::now(self.ctx))?;
+        self.committed = true;
         Ok(())
     }
 

@@ -161,6 +161,10 @@ pub fn remove(
         .and_then(|()| run_configure_remove(ctx, &mut journal, &loaded, reporter));
     match steps {
         Ok(()) => {}
+        // The application already ran its removal logic: that is the commit point (§11 Q27).
+        Err(e) if journal.is_committed() => reporter.warn(&format!(
+            "{e}; `configure remove` had succeeded, so the removal goes on"
+        )),
         Err(e) if opts.force == Force::Yes => {
             reporter.warn(&format!("{e}; --force: going on without it"));
             skipped.push(format!("`configure remove`: {e}"));
@@ -172,7 +176,9 @@ pub fn remove(
             )));
         }
     }
-    journal.commit_point()?;
+    if !journal.is_committed() {
+        journal.commit_point()?;
+    }
     let choice = choose(opts, &loaded, reporter);
     let access = access_changes(&journal);
     finish(
@@ -240,7 +246,8 @@ fn run_configure_remove(
         action: "remove".into(),
     };
     journal.step("configure-remove", |j| {
-        j.change(change, || script.run(ctx, "remove", &[], &vars, reporter))
+        j.change(change, || script.run(ctx, "remove", &[], &vars, reporter))?;
+        j.commit_point()
     })
 }
 
@@ -433,8 +440,8 @@ fn trees(loaded: &Loaded, root: &SafeDir, remove: bool) -> Result<Trees, Error> 
                 }
             }
             (Phase::Enter | Phase::Leave, _) => {}
-            (Phase::Leaf, Some(f)) if f.kind == FileKind::File && entry.kind == EntryKind::File => {
-                if same_content(entry, f) {
+            (Phase::Leaf, Some(f)) if f.kind == FileKind::File => {
+                if entry.kind == EntryKind::File && same_content(entry, f) {
                     if remove {
                         entry
                             .parent

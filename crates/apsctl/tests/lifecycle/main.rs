@@ -33,9 +33,9 @@ const FAILED: i32 = 6;
 /// Every journaled step of an install, in order (REFERENCE §8.3).
 const INSTALL_STEPS: [&str; 8] = [
     "private-dir",
+    "record",
     "database",
     "private-copy",
-    "stage",
     "deploy",
     "configure-install",
     "open-access",
@@ -639,7 +639,7 @@ fn every_failing_install_step_is_rolled_back() {
         run.fails_with(FAILED);
         assert!(
             run.stderr
-                .contains(&format!("injected failure after step `{kind}`")),
+                .contains(&format!("injected failure at fault point `after:{kind}`")),
             "{kind}: {}",
             run.stderr
         );
@@ -671,7 +671,7 @@ fn a_failure_after_disabling_access_restores_it() {
     run.fails_with(FAILED);
     assert!(
         run.stderr
-            .contains("injected failure after step `disable-access`"),
+            .contains("injected failure at fault point `after:disable-access`"),
         "{}",
         run.stderr
     );
@@ -698,7 +698,7 @@ fn a_failure_after_a_successful_configure_remove_completes_the_removal() {
     run.ok();
     assert!(
         run.stderr
-            .contains("injected failure after step `configure-remove`"),
+            .contains("injected failure at fault point `after:configure-remove`"),
         "the failure is reported as a warning: {}",
         run.stderr
     );
@@ -796,7 +796,7 @@ fn a_second_operation_on_a_busy_instance_is_refused_at_once() {
         .spawn()
         .expect("apsctl starts");
     // Wait until the configure holds the instance's lock.
-    let lock = w.home.join("instances").join(&id).join("lock");
+    let lock = w.home.join("locks").join(format!("instance-{id}.lock"));
     let holder = format!("(pid {})", child.id());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !fs_err::read_to_string(&lock).is_ok_and(|t| t.contains(&holder)) {
@@ -950,8 +950,8 @@ fn folders_created_for_a_nested_path_are_rolled_back_on_removal() {
     assert_eq!(
         w.show(&id)["system_changes"],
         json!([
-            {"kind": "created-folder", "data": {"path": "a"}},
-            {"kind": "created-folder", "data": {"path": "a/b"}}
+            {"kind": "parent-folder", "data": {"change": "parent-folder", "docroot": w.docroot, "rel": "a"}},
+            {"kind": "parent-folder", "data": {"change": "parent-folder", "docroot": w.docroot, "rel": "a/b"}}
         ])
     );
     w.apsctl(&["remove", &id, "--files", "all"]).ok();
