@@ -302,6 +302,13 @@ impl SafeDirError {
     pub fn is_link(&self) -> bool {
         self.source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
     }
+
+    /// Whether what was to be opened as a folder is not one: a link (never followed) or
+    /// something else (`ENOTDIR`).
+    pub fn is_not_a_folder(&self) -> bool {
+        self.is_link()
+            || self.source.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+    }
 }
 
 /// Whole absolute paths opened without following a link anywhere in them.

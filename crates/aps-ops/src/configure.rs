@@ -69,6 +69,7 @@ pub fn configure(
     let result = (|| {
         if let Some(script) = &script {
             let vars = loaded.variables(Some(&encoded));
+            vars.check_size()?;
             let change = Change::Script {
                 instance: opts.instance.clone(),
                 action: "configure".into(),
@@ -146,7 +147,7 @@ fn new_values(
         .map(|s| (s.setting_id.clone(), s.value.clone()))
         .collect();
     input.extend(opts.settings.clone());
-    let values = crate::install::validate_settings(
+    let values = crate::settings::validate(
         ctx,
         loaded.package()?,
         &loaded.site,

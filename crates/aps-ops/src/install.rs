@@ -19,11 +19,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use aps_host::user::SystemUser;
-use aps_meta::model::{Service, Setting};
-use aps_meta::value::{SettingValue, ValidateOptions, ValidationMode};
-use aps_store::instances::{
-    InstanceDatabase, InstanceState, NewInstance, OwnerScope, SettingValuesQuery,
-};
+use aps_meta::model::Service;
+use aps_meta::value::{SettingValue, ValidationMode};
+use aps_store::instances::{InstanceDatabase, InstanceState, NewInstance};
 use aps_store::sites::Site;
 use serde::Serialize;
 
@@ -272,7 +270,7 @@ fn check<'p>(
         placement(ctx, &site, opts.path.as_deref().unwrap_or(&default_prefix))?;
 
     let settings = service.all_settings();
-    let values = validate_settings(
+    let values = crate::settings::validate(
         ctx,
         pkg,
         &site,
@@ -356,52 +354,6 @@ fn placement(ctx: &Context, site: &Site, path: &str) -> Result<(String, PathBuf,
     Ok((prefix, root, target))
 }
 
-/// Validates user input against the service's settings (all errors at once).
-pub(crate) fn validate_settings(
-    ctx: &Context,
-    pkg: &StoredPackage,
-    site: &Site,
-    settings: &[&Setting],
-    input: &BTreeMap<String, String>,
-    instance: Option<&str>,
-    mode: ValidationMode,
-) -> Result<BTreeMap<String, SettingValue>, Error> {
-    let mut taken = BTreeMap::new();
-    for s in settings {
-        let Some(uniq) = s.uniq else { continue };
-        let scope = match uniq {
-            aps_meta::model::Uniq::Global => OwnerScope::Global,
-            aps_meta::model::Uniq::Owner => OwnerScope::SystemUser(&site.system_user),
-        };
-        let uses = ctx
-            .store()?
-            .instances()
-            .setting_values(&SettingValuesQuery {
-                package_identity: &pkg.summary.identity,
-                setting_id: &s.id,
-                scope,
-                exclude_instance: instance,
-            })?;
-        let values = uses
-            .into_iter()
-            .map(|u| ctx.vault.unseal(&u.value))
-            .collect::<Result<_, _>>()?;
-        taken.insert(s.id.clone(), values);
-    }
-    let opts = ValidateOptions {
-        mode,
-        taken,
-        inherited: BTreeMap::new(),
-    };
-    aps_meta::value::validate(settings, input, &opts).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        Error::Invalid(format!(
-            "the settings were refused:\n  {}",
-            lines.join("\n  ")
-        ))
-    })
-}
-
 fn plan(ctx: &Context, pkg: &StoredPackage, c: &Checked<'_>) -> Result<Plan, Error> {
     let (mut files, mut bytes) = (0, 0);
     if let Some(deploy) = &c.deploy {
@@ -421,6 +373,8 @@ fn plan(ctx: &Context, pkg: &StoredPackage, c: &Checked<'_>) -> Result<Plan, Err
         .map(|d| placeholder_db(ctx, d))
         .collect();
     let vars = variables(c, &c.root, &dbs, true);
+    vars.check_size()?;
+    check_quota(c, files, bytes)?;
     let name = c.script.as_ref().map(|s| s.decl.name.clone());
     Ok(Plan {
         site: c.site.name.clone(),
@@ -457,6 +411,38 @@ fn plan(ctx: &Context, pkg: &StoredPackage, c: &Checked<'_>) -> Result<Plan, Err
             .map(|n| vec![format!("{n} install")])
             .unwrap_or_default(),
     })
+}
+
+/// D20 of the hardening issue: apsctl writes the files as root and gives them to the site's
+/// user, which no disk quota stops, so where the site's user has a quota the plan's bytes (or
+/// `installed-size`, when larger) and files must fit in what the user has left.
+fn check_quota(c: &Checked<'_>, files: u64, bytes: u64) -> Result<(), Error> {
+    let left = aps_host::quota::user_quota_left(&c.site.docroot, c.user.uid())
+        .map_err(|e| Error::Failed(crate::error::chain(&e)))?;
+    let Some(left) = left else { return Ok(()) };
+    let installed = c
+        .service
+        .provision
+        .url_mapping
+        .as_ref()
+        .and_then(|m| m.installed_size)
+        .unwrap_or(0);
+    let need_bytes = bytes.max(installed);
+    // Every file and folder takes an inode; folders are at most as many as files.
+    let need_inodes = files.saturating_mul(2);
+    let short_bytes = left.bytes().is_some_and(|have| have < need_bytes);
+    let short_inodes = left.inodes().is_some_and(|have| have < need_inodes);
+    if short_bytes || short_inodes {
+        let shown = |v: Option<u64>| v.map_or_else(|| "no limit".to_owned(), |v| v.to_string());
+        return Err(Error::Invalid(format!(
+            "user `{}` of site `{}` has {} bytes and {} files left under its disk quota; the install needs {need_bytes} bytes and up to {need_inodes} files",
+            c.user.name(),
+            c.site.name,
+            shown(left.bytes()),
+            shown(left.inodes())
+        )));
+    }
+    Ok(())
 }
 
 fn placeholder_db(ctx: &Context, d: &DbChoice) -> InstanceDatabase {

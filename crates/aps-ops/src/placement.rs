@@ -110,12 +110,19 @@ impl Place<'_> {
         }
     }
 
-    /// Opens the instance root, or `None` when it (or a folder above it) does not exist.
+    /// Opens the instance root, or `None` when it (or a folder between it and the document
+    /// root) is not there as a folder: gone, or replaced by a link or a file (which is never
+    /// followed or touched: what the site's user put in its document root is theirs). A
+    /// document root that cannot be opened (a link planted in its path) is an error.
     pub fn open_root_if_present(&self) -> Result<Option<SafeDir>, Error> {
-        match self.open_root() {
+        let site = open_docroot(self.docroot)?;
+        if self.prefix.is_empty() {
+            return Ok(Some(site));
+        }
+        match site.open_rel(Path::new(self.prefix)) {
             Ok(dir) => Ok(Some(dir)),
-            Err(Error::Site(e)) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+            Err(e) if e.is_not_found() || e.is_not_a_folder() => Ok(None),
+            Err(e) => Err(Error::Site(e)),
         }
     }
 

@@ -1,5 +1,7 @@
-//! Setting values given as one JSON object (`--settings-file`, later the HTTP API): strict parsing
-//! into the `id → text` form every operation takes (REFERENCE D6, D15).
+//! Setting values: given as one JSON object (`--settings-file`, later the HTTP API) they are
+//! strictly parsed into the `id → text` form every operation takes (REFERENCE D6, D15), and that
+//! form is validated against a service's settings, with `uniq` looked up in the store
+//! ([`validate`], used by install and configure).
 //!
 //! Main decision: only what has one obvious text is accepted. Strings are taken as they are,
 //! booleans become `true`/`false`, numbers keep the exact text they were written with (`1.50`
@@ -10,8 +12,8 @@
 //! admin could not tell which. Input is bounded by [`MAX_SETTINGS_BYTES`]; callers read at most
 //! one byte more than that (`Read::take`) so that an endless input ends at once.
 //!
-//! Known gaps: the values are not checked against a package here; that is the job of the
-//! operation that receives them (unknown ids, types and constraints).
+//! Known gaps: [`parse_settings_json`] does not check the values against a package; [`validate`]
+//! does (unknown ids, types and constraints).
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -20,10 +22,65 @@ use serde::Deserializer as _;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use aps_meta::model::Setting;
+use aps_meta::value::{SettingValue, ValidateOptions, ValidationMode};
+use aps_store::instances::{OwnerScope, SettingValuesQuery};
+use aps_store::sites::Site;
+
+use crate::context::Context;
 use crate::error::Error;
+use crate::package::StoredPackage;
 
 /// The largest settings document accepted, in bytes (1 MiB; real ones are well under 1 KiB).
 pub const MAX_SETTINGS_BYTES: u64 = 1 << 20;
+
+/// Validates user input against the service's settings (all errors at once), with `uniq`
+/// checked against the values the package's other instances have (`instance`, when given, is
+/// the one being reconfigured and does not count).
+pub(crate) fn validate(
+    ctx: &Context,
+    pkg: &StoredPackage,
+    site: &Site,
+    settings: &[&Setting],
+    input: &BTreeMap<String, String>,
+    instance: Option<&str>,
+    mode: ValidationMode,
+) -> Result<BTreeMap<String, SettingValue>, Error> {
+    let mut taken = BTreeMap::new();
+    for s in settings {
+        let Some(uniq) = s.uniq else { continue };
+        let scope = match uniq {
+            aps_meta::model::Uniq::Global => OwnerScope::Global,
+            aps_meta::model::Uniq::Owner => OwnerScope::SystemUser(&site.system_user),
+        };
+        let uses = ctx
+            .store()?
+            .instances()
+            .setting_values(&SettingValuesQuery {
+                package_identity: &pkg.summary.identity,
+                setting_id: &s.id,
+                scope,
+                exclude_instance: instance,
+            })?;
+        let values = uses
+            .into_iter()
+            .map(|u| ctx.vault.unseal(&u.value))
+            .collect::<Result<_, _>>()?;
+        taken.insert(s.id.clone(), values);
+    }
+    let opts = ValidateOptions {
+        mode,
+        taken,
+        inherited: BTreeMap::new(),
+    };
+    aps_meta::value::validate(settings, input, &opts).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Error::Invalid(format!(
+            "the settings were refused:\n  {}",
+            lines.join("\n  ")
+        ))
+    })
+}
 
 /// Parses a JSON object of setting values (see the module documentation for the rules).
 ///

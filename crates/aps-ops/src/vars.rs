@@ -128,11 +128,66 @@ impl VarSet {
     pub(crate) fn names(&self) -> Vec<String> {
         self.vars.iter().map(|(k, _)| k.clone()).collect()
     }
+
+    /// Refuses an environment the kernel would refuse to start a script with (D16 of the
+    /// hardening issue): Linux caps one `NAME=value` string at 128 KiB (`MAX_ARG_STRLEN`) and
+    /// argv plus environment together near 2 MiB, so a value that is too large would only be
+    /// found after the files were deployed, as "cannot start the interpreter". The figures name
+    /// the largest variables.
+    pub(crate) fn check_size(&self) -> Result<(), crate::error::Error> {
+        let size = |(k, v): &(String, String)| k.len() + v.len() + 2;
+        let total: usize = self.vars.iter().map(size).sum();
+        let largest = self.vars.iter().max_by_key(|kv| size(kv));
+        let too_long = largest.filter(|kv| size(kv) > MAX_VARIABLE_BYTES);
+        if let Some((name, _)) = too_long {
+            return Err(crate::error::Error::Invalid(format!(
+                "variable `{name}` would be {} bytes long; scripts cannot be started with a variable over {MAX_VARIABLE_BYTES} bytes",
+                largest.map_or(0, size)
+            )));
+        }
+        if total > MAX_ENVIRONMENT_BYTES {
+            let mut by_size: Vec<&(String, String)> = self.vars.iter().collect();
+            by_size.sort_by_key(|kv| std::cmp::Reverse(size(kv)));
+            let names: Vec<String> = by_size
+                .iter()
+                .take(3)
+                .map(|kv| format!("`{}` ({} bytes)", kv.0, size(kv)))
+                .collect();
+            return Err(crate::error::Error::Invalid(format!(
+                "the scripts' environment would be {total} bytes, more than the {MAX_ENVIRONMENT_BYTES} apsctl allows; the largest variables are {}",
+                names.join(", ")
+            )));
+        }
+        Ok(())
+    }
 }
+
+/// Longest `NAME=value` string a script gets (Linux `MAX_ARG_STRLEN` is 128 KiB).
+pub(crate) const MAX_VARIABLE_BYTES: usize = 128 * 1024 - 1;
+
+/// Largest environment a script gets, all variables together (Linux allows argv plus
+/// environment near 2 MiB; apsctl keeps half of it for argv and the base variables' margin).
+pub(crate) const MAX_ENVIRONMENT_BYTES: usize = 1024 * 1024;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environments_the_kernel_would_refuse_are_refused() {
+        let mut vars = VarSet::default();
+        vars.push("SETTINGS_title", "x".repeat(1000));
+        assert!(vars.check_size().is_ok());
+        vars.push("SETTINGS_big", "x".repeat(MAX_VARIABLE_BYTES));
+        let error = vars.check_size().unwrap_err().to_string();
+        assert!(error.contains("`SETTINGS_big`"), "{error}");
+        let mut vars = VarSet::default();
+        for n in 0..20 {
+            vars.push(format!("SETTINGS_{n}"), "y".repeat(60 * 1024));
+        }
+        let error = vars.check_size().unwrap_err().to_string();
+        assert!(error.contains("more than the 1048576"), "{error}");
+    }
 
     #[test]
     fn url_variables_follow_d5() {

@@ -8,7 +8,7 @@
 //! returned as it is, so stores written before sealing keep working.
 //!
 //! Known gap: the key is never rotated, and a home without its `secret.key` cannot open the
-//! sealed values of its store. (`uniq` checks compare unsealed values: `install::validate_settings`.)
+//! sealed values of its store. (`uniq` checks compare unsealed values: `settings::validate`.)
 use fs_err::os::unix::fs::OpenOptionsExt as _;
 use std::io::Write as _;
 use std::path::Path;
