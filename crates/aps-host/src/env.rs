@@ -51,6 +51,17 @@ pub struct Env {
     fixed_time: Option<SystemTime>,
 }
 
+/// The umask apsctl works under, whatever it was started with.
+pub const UMASK: u32 = 0o022;
+
+/// Sets the process's umask to [`UMASK`] (call it once, at start). A controller started under
+/// `umask 000` would otherwise create files others can write (private metadata, locks), which a
+/// tenant could rewrite; apsctl also gives every file it creates an explicit mode, so this is the
+/// second line of defence.
+pub fn set_umask() {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(UMASK));
+}
+
 impl Env {
     /// Takes a snapshot of the real process: its environment, working directory and effective uid.
     ///

@@ -32,7 +32,7 @@ mod undo;
 mod vars;
 pub mod vault;
 
-pub use aps_host::env::{Env, vars as env_vars};
+pub use aps_host::env::{self, Env, vars as env_vars};
 pub use aps_host::shown;
 pub use context::Context;
 pub use error::{Error, ErrorKind};

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything is created: files apsctl makes must never be writable by others.
+    aps_ops::env::set_umask();
     let args = cli::Args::parse();
     let env = aps_ops::Env::from_process();
     let printer =
