@@ -3,10 +3,12 @@
 //! Main decision (REFERENCE §4.2, D7): argv is passed straight to `execve`, never through a shell;
 //! the environment is cleared and rebuilt from `PATH`, `HOME`, `LANG=C.UTF-8` and the APS
 //! variables; the child switches to the site user's uid, gid and supplementary groups, refuses
-//! uid 0, reads `/dev/null`, and leads its own process group. stdout and stderr are drained by two
-//! threads, each keeping at most `output_cap` bytes (the rest is counted and dropped). When the
-//! timeout expires the whole process group gets `SIGKILL`. The exit status is the only success
-//! signal: output text is never scanned.
+//! uid 0, reads `/dev/null`, runs under umask `022` whatever apsctl's own is, and leads a new
+//! session with no controlling terminal (with the admin's terminal a script could push commands
+//! into the admin's shell with `TIOCSTI`); as session leader it also leads its process group.
+//! stdout and stderr are drained by two threads, each keeping at most `output_cap` bytes (the rest
+//! is counted and dropped). When the timeout expires the whole process group gets `SIGKILL`. The
+//! exit status is the only success signal: output text is never scanned.
 //!
 //! A run ends when the script's main process ends: anything it left running in its process group
 //! is killed then too, so no stray process keeps running as the site user after apsctl reported
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::stat::Mode;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::{Gid, Pid, Uid};
 
@@ -300,8 +303,7 @@ pub fn run(env: &Env, run: &ScriptRun<'_>) -> Result<ScriptOutcome, RunError> {
         .args(&run.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
     identity.install(&mut command);
 
     let started = Instant::now();
@@ -379,7 +381,11 @@ fn check_inputs(run: &ScriptRun<'_>) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The identity the child takes on between `fork` and `exec`.
+/// The umask scripts run under, whatever apsctl's own is (`022`: what they create is not
+/// writable by group or others unless they choose so).
+const SCRIPT_UMASK: Mode = Mode::S_IWGRP.union(Mode::S_IWOTH);
+
+/// The identity and place the child takes on between `fork` and `exec`.
 struct Identity {
     switch_user: bool,
     uid: Uid,
@@ -389,11 +395,14 @@ struct Identity {
 }
 
 impl Identity {
-    /// Makes the child drop to the site user and enter its working directory.
+    /// Makes the child leave apsctl's session and terminal, drop to the site user and enter its
+    /// working directory.
     ///
     /// `CommandExt::uid`/`gid` cannot be used: std runs `pre_exec` hooks after its own `setuid`,
     /// when `setgroups` is no longer permitted, and without a `groups` call (unstable) std clears
-    /// the supplementary groups. So the hook does all of it, in the required order: groups, gid,
+    /// the supplementary groups. So the hook does all of it, in the required order: `setsid` (a
+    /// new session has no controlling terminal, so a script cannot push input into the admin's
+    /// shell with `TIOCSTI`; the session leader also leads its process group), umask, groups, gid,
     /// uid, then `chdir` (as the user, so a folder the user cannot enter fails the spawn).
     fn install(self, command: &mut std::process::Command) {
         let Self {
@@ -405,9 +414,11 @@ impl Identity {
         } = self;
         let hook = move || -> std::io::Result<()> {
             // Only async-signal-safe work here: the child of a multi-threaded parent may call
-            // nothing that allocates or takes locks. `setgroups`, `setgid`, `setuid` and `chdir`
-            // are plain system calls on memory prepared before the fork (`groups`, `cwd`), and
-            // `Errno` converts to `io::Error` without allocating.
+            // nothing that allocates or takes locks. Each step is a plain system call on memory
+            // prepared before the fork (`groups`, `cwd`), and `Errno` converts to `io::Error`
+            // without allocating.
+            nix::unistd::setsid()?;
+            nix::sys::stat::umask(SCRIPT_UMASK);
             if switch_user {
                 nix::unistd::setgroups(&groups)?;
                 nix::unistd::setgid(gid)?;

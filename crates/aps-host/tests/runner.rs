@@ -1,10 +1,19 @@
 //! Runs real processes through `aps_host::runner` as a real unprivileged system user and checks
 //! the D7 process contract: identity, clean environment, argv without a shell, cwd, exit status,
-//! signals, timeouts that kill the whole process group, output caps and redaction.
+//! signals, timeouts that kill the whole process group, output caps and redaction; and the
+//! hardening of issue 7: no controlling terminal, umask `022`.
 //!
-//! Needs root (to create the `apsctl-test` user and switch to it) and `/usr/bin/php`.
+//! Tests that need a different process (a controlling terminal, umask `000`) run this binary
+//! again for one test (see [`rerun`]).
+//!
+//! Needs root (to create the `apsctl-test` user and switch to it), `/usr/bin/php`,
+//! `/usr/bin/perl`, and util-linux `setsid`.
+use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aps_host::env::Env;
@@ -13,6 +22,8 @@ use aps_host::user::{SystemUser, ensure_test_user};
 
 const SH: &str = "/bin/sh";
 const PHP: &str = "/usr/bin/php";
+/// The timeout of test scripts unless a test chooses one.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A scratch folder the test user can enter and read.
 struct Fixture {
@@ -38,9 +49,28 @@ impl Fixture {
         path
     }
 
+    /// A new folder inside the fixture that the test user may write to (for pid files).
+    fn user_dir(&self) -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.path().join(format!("shared-{n}"));
+        fs_err::create_dir_all(&path).expect("mkdir");
+        nix::unistd::chown(
+            &path,
+            Some(nix::unistd::Uid::from_raw(self.user.uid())),
+            Some(nix::unistd::Gid::from_raw(self.user.gid())),
+        )
+        .expect("chown");
+        path
+    }
+
     fn sh(&self, body: &str, action: &str) -> ScriptRun<'_> {
         let script = self.script("configure", body);
-        ScriptRun::script(Path::new(SH), &script, action, self.dir.path(), &self.user)
+        let mut run =
+            ScriptRun::script(Path::new(SH), &script, action, self.dir.path(), &self.user);
+        // A test whose script waits for something that never comes fails instead of hanging.
+        run.timeout = TEST_TIMEOUT;
+        run
     }
 
     fn run(&self, run: &ScriptRun<'_>) -> ScriptOutcome {
@@ -276,6 +306,139 @@ cat "$f"; rm -f "$f"; exit 0"#,
     assert!(
         elapsed < runner::READER_GRACE + Duration::from_secs(5),
         "{elapsed:?}"
+    );
+}
+
+// Issue 7 (hardening of the script runner): scripts get no controlling terminal and a sane
+// umask.
+
+#[test]
+fn issue_7_scripts_cannot_reach_the_admins_terminal() {
+    const NAME: &str = "issue_7_scripts_cannot_reach_the_admins_terminal";
+    if inner_part().as_deref() == Some("tty") {
+        scripts_cannot_reach_the_terminal();
+        return;
+    }
+    let env = Env::from_process();
+    // `setsid --ctty` makes the re-run a session leader whose controlling terminal is the pty on
+    // its stdin, as an admin's shell would be.
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut command = rerun(&env, &["setsid", "--ctty"], NAME, "tty");
+    command.stdin(Stdio::from(pty.slave));
+    let out = command.output().expect("re-run");
+    drop(pty.master);
+    assert_rerun_ok(&out);
+}
+
+/// Inside a process with a controlling terminal: a script tries to push a command into it.
+fn scripts_cannot_reach_the_terminal() {
+    // The terminal is reachable from here, so a script inheriting it could use it.
+    let mut tty = fs_err::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .expect("the re-run has a controlling terminal");
+    let fx = Fixture::new();
+    let script = fx.script(
+        "inject.pl",
+        r#"for my $fd (0, 1, 2) {
+    open(my $h, '+<&=', $fd) or next;
+    my $c = "x";
+    print "fd $fd accepted TIOCSTI\n" if ioctl($h, 0x5412, $c);
+}
+if (open(my $t, '+<', '/dev/tty')) {
+    my $n = 0;
+    for my $c (split //, "echo apsctl-injected\n") { my $b = $c; $n++ if ioctl($t, 0x5412, $b); }
+    print "opened /dev/tty, injected $n bytes\n";
+} else {
+    print "no terminal\n";
+}
+"#,
+    );
+    let run = ScriptRun::script(
+        Path::new("/usr/bin/perl"),
+        &script,
+        "install",
+        fx.dir.path(),
+        &fx.user,
+    );
+    let out = fx.run(&run);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout.text, "no terminal\n", "{out:?}");
+    // Nothing waits in the terminal's input queue (a whole injected line would be readable).
+    nix::fcntl::fcntl(
+        tty.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .expect("non-blocking");
+    let mut buf = [0u8; 256];
+    match tty.read(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!(
+            "the terminal received input: {:?}",
+            other.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+        ),
+    }
+}
+
+#[test]
+fn issue_7_scripts_get_umask_022() {
+    const NAME: &str = "issue_7_scripts_get_umask_022";
+    if inner_part().as_deref() == Some("umask") {
+        nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let fx = Fixture::new();
+        let shared = fx.user_dir();
+        let run = fx
+            .sh(r#": > "$2/made"; stat -c %a "$2/made"; umask"#, "install")
+            .arg(shared.to_string_lossy());
+        let out = fx.run(&run);
+        assert!(out.success(), "{out:?}");
+        assert_eq!(out.stdout.text, "644\n0022\n");
+        return;
+    }
+    let env = Env::from_process();
+    let out = rerun(&env, &[], NAME, "umask").output().expect("re-run");
+    assert_rerun_ok(&out);
+}
+
+/// The variable telling a re-run of this test binary which inner part of a test to play.
+const INNER: &str = "APSCTL_RUNNER_TEST_INNER";
+
+fn inner_part() -> Option<String> {
+    Env::from_process().var(INNER).map(str::to_owned)
+}
+
+/// A command running test `name` of this binary again, alone, as inner part `part`, behind
+/// `wrapper` (a program and its arguments, such as `setsid --ctty`).
+fn rerun(env: &Env, wrapper: &[&str], name: &str, part: &str) -> Command {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = env.command(program);
+            command.args(args).arg(&exe);
+            command
+        }
+        None => env.command(&exe),
+    };
+    command
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(INNER, part);
+    command
+}
+
+fn assert_rerun_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "re-run failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `--exact` with a misspelt name would run nothing and succeed.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }
 
