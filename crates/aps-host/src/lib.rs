@@ -13,6 +13,7 @@ pub mod interp;
 pub mod lock;
 pub mod names;
 pub mod php;
+pub mod reaper;
 pub mod redact;
 pub mod runner;
 pub mod safedir;
