@@ -14,6 +14,7 @@ pub mod lock;
 pub mod names;
 pub mod php;
 pub mod quota;
+pub mod reaper;
 pub mod redact;
 pub mod runner;
 pub mod safedir;

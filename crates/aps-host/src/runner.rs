@@ -3,26 +3,36 @@
 //! Main decision (REFERENCE §4.2, D7): argv is passed straight to `execve`, never through a shell;
 //! the environment is cleared and rebuilt from `PATH`, `HOME`, `LANG=C.UTF-8` and the APS
 //! variables; the child switches to the site user's uid, gid and supplementary groups, refuses
-//! uid 0, reads `/dev/null`, and leads its own process group. stdout and stderr are drained by two
-//! threads, each keeping at most `output_cap` bytes (the rest is counted and dropped). When the
-//! timeout expires the whole process group gets `SIGKILL`. The exit status is the only success
+//! uid 0, reads `/dev/null`, runs under umask `022` whatever apsctl's own is, and leads a new
+//! session with no controlling terminal (with the admin's terminal a script could push commands
+//! into the admin's shell with `TIOCSTI`). stdout and stderr are drained by two threads, each
+//! keeping at most `output_cap` bytes (the rest is counted and dropped). When the timeout expires
+//! the program and everything it started get `SIGKILL`. The exit status is the only success
 //! signal: output text is never scanned.
 //!
-//! A run ends when the script's main process ends: anything it left running in its process group
-//! is killed then too, so no stray process keeps running as the site user after apsctl reported
-//! the result.
+//! A run ends when the script's main process ends: everything it started that is still running,
+//! including processes that left its session, is killed then and reaped (see [`crate::reaper`]: a
+//! cgroup per run where cgroup v2 can be written, apsctl as child subreaper otherwise), so no stray
+//! process keeps running as the site user after apsctl reported the result. Runs on several
+//! threads at once stay apart. The script's main process also gets `SIGKILL` when apsctl dies
+//! (`PR_SET_PDEATHSIG`).
 //!
 //! Secrets are replaced by `***` in the captured text before it leaves this module (see
 //! [`crate::redact`]).
 //!
 //! Switching users needs root; when apsctl already runs as the site user, the switch is skipped.
 //!
-//! Known gaps: a descendant that leaves the process group (`setsid`) escapes the kill; if it keeps
-//! the output pipes open, the run stops waiting for output after [`READER_GRACE`], marks the
-//! stream truncated, and the reader thread lingers until the pipe closes. Durations use the
-//! monotonic clock, not [`Env::now`].
+//! Known gaps: the death signal follows the *thread* that started the script, which is the thread
+//! blocked in [`run`] for the whole run; when apsctl is killed only the main process gets it, and
+//! the rest of the run is killed by the next apsctl run that finds the run's cgroup (never without
+//! cgroups; see the reaper's gaps, too, for what the fallback cannot attribute). A process outside
+//! the run that holds the output pipes open (one the script handed them to) makes the run stop
+//! waiting for output after [`READER_GRACE`] and mark the stream truncated; the reader thread
+//! lingers until the pipe closes. A run cgroup that can be created but not joined fails the start
+//! ([`RunError::Spawn`]). Durations use the monotonic clock, not [`Env::now`].
 use std::ffi::CString;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -32,15 +42,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::env::{CHILD_LANG, Env};
+use crate::reaper::{ReaperError, Scope};
 use crate::redact::Redactor;
 use crate::user::{SystemUser, UserError};
 
-/// D7: a script may run 15 minutes before its process group is killed.
+/// D7: a script may run 15 minutes before it and everything it started are killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Bytes kept of each of stdout and stderr unless the caller chooses otherwise (1 MiB).
@@ -49,7 +61,7 @@ pub const DEFAULT_OUTPUT_CAP: usize = 1 << 20;
 /// `PATH` given to scripts unless the caller chooses otherwise.
 pub const DEFAULT_SCRIPT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// How long to keep waiting for the output pipes to close after the process group was killed.
+/// How long to keep waiting for the output pipes to close after the run's processes were killed.
 pub const READER_GRACE: Duration = Duration::from_secs(5);
 
 /// One run of a program as a site user. Build it with [`ScriptRun::script`] or
@@ -68,7 +80,7 @@ pub struct ScriptRun<'a> {
     pub vars: Vec<(String, String)>,
     /// The `PATH` the program sees.
     pub base_path: String,
-    /// How long the program may run before its whole process group is killed.
+    /// How long the program may run before it and everything it started are killed.
     pub timeout: Duration,
     /// Bytes kept of each of stdout and stderr.
     pub output_cap: usize,
@@ -128,7 +140,7 @@ pub enum RunStatus {
     Exited(i32),
     /// The program was killed by this signal (not by apsctl's timeout).
     Signaled(i32),
-    /// The timeout expired and apsctl killed the process group.
+    /// The timeout expired and apsctl killed the program and everything it started.
     TimedOut,
 }
 
@@ -236,14 +248,14 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    /// The timeout expired but the process group could not be killed.
-    #[error("cannot kill the process group of `{}`", program.display())]
-    Kill {
+    /// The processes the program started could not be contained (subreaper, cgroup) or killed.
+    #[error("cannot contain the processes of `{}`", program.display())]
+    Contain {
         /// The program.
         program: PathBuf,
-        /// The system error.
+        /// What failed.
         #[source]
-        source: Errno,
+        source: ReaperError,
     },
 }
 
@@ -274,6 +286,11 @@ pub fn run(env: &Env, run: &ScriptRun<'_>) -> Result<ScriptOutcome, RunError> {
         program: program.clone(),
         cwd: run.cwd.clone(),
     })?;
+    let contain_error = |source| RunError::Contain {
+        program: program.clone(),
+        source,
+    };
+    let mut scope = Scope::new(run.user.uid()).map_err(contain_error)?;
     let identity = Identity {
         // Already that user (apsctl run by the site user itself): no switch, which would need
         // privileges; `ensure_not_root` above still keeps root out.
@@ -288,6 +305,8 @@ pub fn run(env: &Env, run: &ScriptRun<'_>) -> Result<ScriptOutcome, RunError> {
             .map(Gid::from_raw)
             .collect(),
         cwd,
+        cgroup_procs: scope.join_handle().map_err(contain_error)?,
+        parent: nix::unistd::getpid(),
     };
 
     let mut command = env.command(program);
@@ -300,13 +319,20 @@ pub fn run(env: &Env, run: &ScriptRun<'_>) -> Result<ScriptOutcome, RunError> {
         .args(&run.args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
     identity.install(&mut command);
 
     let started = Instant::now();
-    let child = command.spawn().map_err(spawn_error)?;
-    let mut running = Running::new(child, program)?;
+    let (child, leader) = scope.spawn(&mut command).map_err(spawn_error)?;
+    // Closes the parent's handle on the cgroup (the hook holds it).
+    drop(command);
+    let mut running = Running {
+        child,
+        leader,
+        scope,
+        program,
+        reaped: false,
+    };
     let stdout = running.child.stdout.take();
     let stderr = running.child.stderr.take();
     let (done_tx, done_rx) = mpsc::channel();
@@ -314,9 +340,9 @@ pub fn run(env: &Env, run: &ScriptRun<'_>) -> Result<ScriptOutcome, RunError> {
     let err = Reader::start("stderr", stderr, run.output_cap, done_tx, program)?;
 
     let timed_out = running.wait_for_exit(started, run.timeout)?;
-    // The leader has exited (still unreaped, so its process group id cannot be reused) or timed
-    // out: kill whatever remains of the group, then reap.
-    running.kill_group()?;
+    // The leader has exited (still unreaped, so its pid, session and group ids cannot be reused):
+    // kill and reap whatever remains of the run, then reap the leader.
+    running.clean_up()?;
     let raw = running.reap()?;
     let duration = started.elapsed();
 
@@ -379,22 +405,34 @@ fn check_inputs(run: &ScriptRun<'_>) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The identity the child takes on between `fork` and `exec`.
+/// The umask scripts run under, whatever apsctl's own is (`022`: what they create is not
+/// writable by group or others unless they choose so).
+const SCRIPT_UMASK: Mode = Mode::S_IWGRP.union(Mode::S_IWOTH);
+
+/// The identity and place the child takes on between `fork` and `exec`.
 struct Identity {
     switch_user: bool,
     uid: Uid,
     gid: Gid,
     groups: Vec<Gid>,
     cwd: CString,
+    /// The run cgroup's `cgroup.procs`, opened for writing, when the run has a cgroup.
+    cgroup_procs: Option<OwnedFd>,
+    /// apsctl's pid, to notice that it died before the death signal was armed.
+    parent: Pid,
 }
 
 impl Identity {
-    /// Makes the child drop to the site user and enter its working directory.
+    /// Makes the child join the run's cgroup, leave apsctl's session and terminal, drop to the site
+    /// user, arm its death signal and enter its working directory.
     ///
     /// `CommandExt::uid`/`gid` cannot be used: std runs `pre_exec` hooks after its own `setuid`,
     /// when `setgroups` is no longer permitted, and without a `groups` call (unstable) std clears
-    /// the supplementary groups. So the hook does all of it, in the required order: groups, gid,
-    /// uid, then `chdir` (as the user, so a folder the user cannot enter fails the spawn).
+    /// the supplementary groups. So the hook does all of it, in the required order: join the
+    /// cgroup (needs root), `setsid` (a new session has no controlling terminal, so a script cannot
+    /// push input into the admin's shell with `TIOCSTI`; the session leader also leads its process
+    /// group), umask, groups, gid, uid, the death signal (a credential change clears it), then
+    /// `chdir` (as the user, so a folder the user cannot enter fails the spawn).
     fn install(self, command: &mut std::process::Command) {
         let Self {
             switch_user,
@@ -402,16 +440,29 @@ impl Identity {
             gid,
             groups,
             cwd,
+            cgroup_procs,
+            parent,
         } = self;
         let hook = move || -> std::io::Result<()> {
             // Only async-signal-safe work here: the child of a multi-threaded parent may call
-            // nothing that allocates or takes locks. `setgroups`, `setgid`, `setuid` and `chdir`
-            // are plain system calls on memory prepared before the fork (`groups`, `cwd`), and
-            // `Errno` converts to `io::Error` without allocating.
+            // nothing that allocates or takes locks. Each step is a plain system call on memory
+            // prepared before the fork (`groups`, `cwd`, the open `cgroup_procs`), and `Errno`
+            // converts to `io::Error` without allocating.
+            if let Some(procs) = &cgroup_procs {
+                // `0` moves the writing process.
+                nix::unistd::write(procs, b"0")?;
+            }
+            nix::unistd::setsid()?;
+            nix::sys::stat::umask(SCRIPT_UMASK);
             if switch_user {
                 nix::unistd::setgroups(&groups)?;
                 nix::unistd::setgid(gid)?;
                 nix::unistd::setuid(uid)?;
+            }
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // apsctl died before the death signal was armed: the child was re-parented already.
+            if nix::unistd::getppid() != parent {
+                return Err(Errno::ESRCH.into());
             }
             nix::unistd::chdir(cwd.as_c_str())?;
             Ok(())
@@ -429,53 +480,36 @@ impl Identity {
     }
 }
 
-/// A started child; dropping it before [`Running::reap`] kills its group and reaps it, so an
-/// error path never leaves a script running.
+/// A started child; dropping it before [`Running::reap`] kills and reaps everything of the run,
+/// so an error path never leaves a script running.
 struct Running<'p> {
     child: Child,
-    pgid: Pid,
+    leader: Pid,
+    scope: Scope,
     program: &'p Path,
     reaped: bool,
 }
 
-impl<'p> Running<'p> {
-    fn new(child: Child, program: &'p Path) -> Result<Self, RunError> {
-        let mut running = Self {
-            child,
-            pgid: Pid::from_raw(0),
-            program,
-            reaped: false,
-        };
-        let pid = i32::try_from(running.child.id()).map_err(|e| RunError::Wait {
-            program: program.to_path_buf(),
-            source: std::io::Error::other(e),
-        })?;
-        running.pgid = Pid::from_raw(pid);
-        Ok(running)
-    }
-
-    /// Waits until the leader exits (without reaping it) or the timeout expires; on expiry kills
-    /// the group and returns `true`.
+impl Running<'_> {
+    /// Waits until the leader exits (without reaping it); when the timeout expires first, kills
+    /// the run and returns `true` once the leader is dead.
     fn wait_for_exit(&mut self, started: Instant, timeout: Duration) -> Result<bool, RunError> {
         let deadline = started.checked_add(timeout);
+        let mut timed_out = false;
         let mut pause = Duration::from_millis(1);
         loop {
-            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-            match waitid(Id::Pid(self.pgid), flags) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
-                Ok(_) => return Ok(false),
-                Err(e) => {
-                    return Err(RunError::Wait {
-                        program: self.program.to_path_buf(),
-                        source: e.into(),
-                    });
-                }
+            if self.leader_exited()? {
+                return Ok(timed_out);
             }
             let now = Instant::now();
-            if let Some(deadline) = deadline {
+            if let Some(deadline) = deadline.filter(|_| !timed_out) {
                 if now >= deadline {
-                    self.kill_group()?;
-                    return Ok(true);
+                    self.scope
+                        .kill()
+                        .map_err(|source| self.contain_error(source))?;
+                    timed_out = true;
+                    pause = Duration::from_millis(1);
+                    continue;
                 }
                 pause = pause.min(deadline - now);
             }
@@ -484,34 +518,58 @@ impl<'p> Running<'p> {
         }
     }
 
-    /// Sends `SIGKILL` to the whole process group; a group already gone is fine.
-    fn kill_group(&self) -> Result<(), RunError> {
-        match killpg(self.pgid, Signal::SIGKILL) {
-            Ok(()) | Err(Errno::ESRCH) => Ok(()),
-            Err(source) => Err(RunError::Kill {
+    /// Tells whether the leader has exited, leaving it unreaped.
+    fn leader_exited(&self) -> Result<bool, RunError> {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::Pid(self.leader), flags) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) => Err(RunError::Wait {
                 program: self.program.to_path_buf(),
-                source,
+                source: e.into(),
             }),
         }
     }
 
+    /// Kills and reaps every leftover process of the run (the leader has exited).
+    fn clean_up(&mut self) -> Result<(), RunError> {
+        self.scope
+            .clean_up()
+            .map_err(|source| self.contain_error(source))
+    }
+
     /// Collects the leader's exit status.
     fn reap(&mut self) -> Result<std::process::ExitStatus, RunError> {
-        let status = self.child.wait().map_err(|source| RunError::Wait {
-            program: self.program.to_path_buf(),
-            source,
-        })?;
+        let status = self
+            .scope
+            .reap_leader(&mut self.child)
+            .map_err(|source| RunError::Wait {
+                program: self.program.to_path_buf(),
+                source,
+            })?;
         self.reaped = true;
         Ok(status)
+    }
+
+    fn contain_error(&self, source: ReaperError) -> RunError {
+        RunError::Contain {
+            program: self.program.to_path_buf(),
+            source,
+        }
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         if !self.reaped {
-            // Best effort on an error path; the error being returned matters more.
-            self.kill_group().ok();
-            self.child.wait().ok();
+            // Best effort on an error path; the error being returned matters more. The leader
+            // is unreaped, so its pid is still its own.
+            self.scope.kill().ok();
+            nix::sys::signal::kill(self.leader, Signal::SIGKILL).ok();
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+            while waitid(Id::Pid(self.leader), flags) == Err(Errno::EINTR) {}
+            self.scope.clean_up().ok();
+            self.scope.reap_leader(&mut self.child).ok();
         }
     }
 }

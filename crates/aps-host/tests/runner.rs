@@ -1,10 +1,19 @@
 //! Runs real processes through `aps_host::runner` as a real unprivileged system user and checks
 //! the D7 process contract: identity, clean environment, argv without a shell, cwd, exit status,
-//! signals, timeouts that kill the whole process group, output caps and redaction.
+//! signals, timeouts, output caps and redaction; and the hardening of issue 7: no controlling
+//! terminal, umask `022`, and nothing a script starts outlives its run, with or without cgroups.
 //!
-//! Needs root (to create the `apsctl-test` user and switch to it) and `/usr/bin/php`.
+//! Tests that need a different process (a controlling terminal, umask `000`, no cgroup v2 mount,
+//! an apsctl to kill) run this binary again for one test (see [`rerun`]).
+//!
+//! Needs root (to create the `apsctl-test` user and switch to it), a writable cgroup v2,
+//! `/usr/bin/php`, `/usr/bin/perl`, and util-linux `setsid` and `unshare`.
+use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aps_host::env::Env;
@@ -13,6 +22,8 @@ use aps_host::user::{SystemUser, ensure_test_user};
 
 const SH: &str = "/bin/sh";
 const PHP: &str = "/usr/bin/php";
+/// The timeout of test scripts unless a test chooses one.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A scratch folder the test user can enter and read.
 struct Fixture {
@@ -38,9 +49,28 @@ impl Fixture {
         path
     }
 
+    /// A new folder inside the fixture that the test user may write to (for pid files).
+    fn user_dir(&self) -> PathBuf {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.path().join(format!("shared-{n}"));
+        fs_err::create_dir_all(&path).expect("mkdir");
+        nix::unistd::chown(
+            &path,
+            Some(nix::unistd::Uid::from_raw(self.user.uid())),
+            Some(nix::unistd::Gid::from_raw(self.user.gid())),
+        )
+        .expect("chown");
+        path
+    }
+
     fn sh(&self, body: &str, action: &str) -> ScriptRun<'_> {
         let script = self.script("configure", body);
-        ScriptRun::script(Path::new(SH), &script, action, self.dir.path(), &self.user)
+        let mut run =
+            ScriptRun::script(Path::new(SH), &script, action, self.dir.path(), &self.user);
+        // A test whose script waits for something that never comes fails instead of hanging.
+        run.timeout = TEST_TIMEOUT;
+        run
     }
 
     fn run(&self, run: &ScriptRun<'_>) -> ScriptOutcome {
@@ -247,36 +277,479 @@ fn leftover_background_processes_are_killed_when_the_script_ends() {
 }
 
 #[test]
-fn a_process_escaping_the_group_cannot_hold_the_run_forever() {
+fn a_pipe_held_open_outside_the_run_cannot_hold_the_run_forever() {
     let fx = Fixture::new();
-    let started = Instant::now();
-    // The script waits until the escaped process has really left the group (it writes its pid
-    // once it runs in its own session), so the runner's kill of the group cannot race it.
-    let out = fx.run(&fx.sh(
-        r#"f=/tmp/apsctl-escape.$$
-setsid sh -c "echo \$\$ > $f.tmp && mv $f.tmp $f && exec sleep 30" &
-while [ ! -s "$f" ]; do sleep 0.05; done
-cat "$f"; rm -f "$f"; exit 0"#,
-        "install",
-    ));
-    let elapsed = started.elapsed();
-    let pid: i32 = out.stdout.text.trim().parse().expect("pid");
-    // Clean up the escaped process before asserting anything.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill escaped sleep");
+    let shared = fx.user_dir();
+    // The script waits until the test process itself holds its stdout pipe open (a process no
+    // cleanup of the run may kill), then exits.
+    let run = fx
+        .sh(
+            r#"echo $$ > "$2/pid.tmp" && mv "$2/pid.tmp" "$2/pid"
+while [ ! -e "$2/go" ]; do sleep 0.05; done
+echo done"#,
+            "install",
+        )
+        .arg(shared.to_string_lossy());
+    let out = std::thread::scope(|scope| {
+        let running = scope.spawn(|| fx.run(&run));
+        let pid = wait_pid(&shared.join("pid"));
+        let held = fs_err::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{pid}/fd/1"))
+            .expect("open the script's stdout pipe");
+        fs_err::write(shared.join("go"), "").expect("go");
+        let out = running.join().expect("run thread");
+        drop(held);
+        out
+    });
     assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout.text, "done\n");
     assert!(
         out.stdout.truncated,
         "the pipe never closed, so the output may be incomplete"
     );
-    assert!(elapsed >= runner::READER_GRACE, "{elapsed:?}");
+}
+
+// Issue 7 (hardening of the script runner): scripts get no controlling terminal, a sane umask,
+// and nothing they start outlives the run.
+
+/// A script that double-forks and calls `setsid` on the way, so its `sleep 300` is in no
+/// process group or session of the run; it prints the sleep's pid. `$2` (after the action) is a
+/// folder the user may write to.
+const ESCAPE: &str = r#"f="$2/escaped"
+setsid sh -c 'sleep 300 </dev/null >/dev/null 2>&1 & echo $! > "$1.tmp" && mv "$1.tmp" "$1"' sh "$f" &
+while [ ! -s "$f" ]; do sleep 0.05; done
+cat "$f"
+"#;
+
+#[test]
+fn issue_7_a_descendant_that_left_the_session_dies_when_the_script_exits() {
+    let fx = Fixture::new();
+    escaped_descendant_dies_on_exit(&fx);
+}
+
+#[test]
+fn issue_7_a_descendant_that_left_the_session_dies_on_timeout() {
+    let fx = Fixture::new();
+    escaped_descendant_dies_on_timeout(&fx);
+}
+
+#[test]
+fn issue_7_an_escaped_process_holding_the_output_pipe_is_killed() {
+    let fx = Fixture::new();
+    let shared = fx.user_dir();
+    // The escaped process keeps stdout and stderr open: killing it is what closes the pipes.
+    let run = fx
+        .sh(
+            r#"f="$2/escaped"
+setsid sh -c 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1" && exec sleep 300' sh "$f" &
+while [ ! -s "$f" ]; do sleep 0.05; done
+cat "$f""#,
+            "install",
+        )
+        .arg(shared.to_string_lossy());
+    let out = fx.run(&run);
+    let pid = parse_pid(&out.stdout.text);
+    let dead = wait_dead(pid);
+    kill_leftover(pid);
+    assert!(out.success(), "{out:?}");
+    assert!(dead, "escaped process {pid} outlived the run");
     assert!(
-        elapsed < runner::READER_GRACE + Duration::from_secs(5),
-        "{elapsed:?}"
+        !out.stdout.truncated,
+        "the pipes closed when the escaped process died: {out:?}"
     );
+}
+
+#[test]
+fn issue_7_concurrent_runs_do_not_kill_each_others_processes() {
+    let fx = Fixture::new();
+    concurrent_runs_stay_apart(&fx, Separation::Full);
+}
+
+#[test]
+fn issue_7_each_run_has_its_own_cgroup_removed_afterwards() {
+    let fx = Fixture::new();
+    let mount = cgroup2_mount().expect("this machine mounts cgroup v2");
+    let own = own_cgroup();
+    let out = fx.run(&fx.sh("grep '^0::' /proc/self/cgroup", "install"));
+    assert!(out.success(), "{out:?}");
+    let cgroup = out.stdout.text.trim().trim_start_matches("0::");
+    assert_ne!(cgroup, own, "the script ran in the test's own cgroup");
+    assert!(
+        cgroup.starts_with(&own) && cgroup.contains("apsctl-run-"),
+        "{cgroup} (own: {own})"
+    );
+    let path = mount.join(cgroup.trim_start_matches('/'));
+    assert!(!path.exists(), "`{}` was not removed", path.display());
+}
+
+#[test]
+fn issue_7_scripts_cannot_reach_the_admins_terminal() {
+    const NAME: &str = "issue_7_scripts_cannot_reach_the_admins_terminal";
+    if inner_part().as_deref() == Some("tty") {
+        scripts_cannot_reach_the_terminal();
+        return;
+    }
+    let env = Env::from_process();
+    // `setsid --ctty` makes the re-run a session leader whose controlling terminal is the pty on
+    // its stdin, as an admin's shell would be.
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut command = rerun(&env, &["setsid", "--ctty"], NAME, "tty");
+    command.stdin(Stdio::from(pty.slave));
+    let out = command.output().expect("re-run");
+    drop(pty.master);
+    assert_rerun_ok(&out);
+}
+
+/// Inside a process with a controlling terminal: a script tries to push a command into it.
+fn scripts_cannot_reach_the_terminal() {
+    // The terminal is reachable from here, so a script inheriting it could use it.
+    let mut tty = fs_err::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .expect("the re-run has a controlling terminal");
+    let fx = Fixture::new();
+    let script = fx.script(
+        "inject.pl",
+        r#"for my $fd (0, 1, 2) {
+    open(my $h, '+<&=', $fd) or next;
+    my $c = "x";
+    print "fd $fd accepted TIOCSTI\n" if ioctl($h, 0x5412, $c);
+}
+if (open(my $t, '+<', '/dev/tty')) {
+    my $n = 0;
+    for my $c (split //, "echo apsctl-injected\n") { my $b = $c; $n++ if ioctl($t, 0x5412, $b); }
+    print "opened /dev/tty, injected $n bytes\n";
+} else {
+    print "no terminal\n";
+}
+"#,
+    );
+    let run = ScriptRun::script(
+        Path::new("/usr/bin/perl"),
+        &script,
+        "install",
+        fx.dir.path(),
+        &fx.user,
+    );
+    let out = fx.run(&run);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout.text, "no terminal\n", "{out:?}");
+    // Nothing waits in the terminal's input queue (a whole injected line would be readable).
+    nix::fcntl::fcntl(
+        tty.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .expect("non-blocking");
+    let mut buf = [0u8; 256];
+    match tty.read(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!(
+            "the terminal received input: {:?}",
+            other.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+        ),
+    }
+}
+
+#[test]
+fn issue_7_scripts_get_umask_022() {
+    const NAME: &str = "issue_7_scripts_get_umask_022";
+    if inner_part().as_deref() == Some("umask") {
+        nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let fx = Fixture::new();
+        let shared = fx.user_dir();
+        let run = fx
+            .sh(r#": > "$2/made"; stat -c %a "$2/made"; umask"#, "install")
+            .arg(shared.to_string_lossy());
+        let out = fx.run(&run);
+        assert!(out.success(), "{out:?}");
+        assert_eq!(out.stdout.text, "644\n0022\n");
+        return;
+    }
+    let env = Env::from_process();
+    let out = rerun(&env, &[], NAME, "umask").output().expect("re-run");
+    assert_rerun_ok(&out);
+}
+
+#[test]
+fn issue_7_scripts_die_when_apsctl_is_killed() {
+    const NAME: &str = "issue_7_scripts_die_when_apsctl_is_killed";
+    let env = Env::from_process();
+    match inner_part().as_deref() {
+        Some("killed") => {
+            let fx = Fixture::new();
+            let shared = PathBuf::from(env.var(SHARED).expect("shared folder"));
+            let body = format!(
+                "{ESCAPE}echo $$ > \"$2/leader.tmp\" && mv \"$2/leader.tmp\" \"$2/leader\"\nexec sleep 300\n"
+            );
+            let run = fx.sh(&body, "install").arg(shared.to_string_lossy());
+            fx.run(&run);
+            panic!("the run was to be killed with this process");
+        }
+        Some("again") => {
+            // A fresh process: its first run cleans up what a killed apsctl left behind.
+            let fx = Fixture::new();
+            assert!(fx.run(&fx.sh("true", "install")).success());
+            return;
+        }
+        _ => {}
+    }
+    let fx = Fixture::new();
+    let shared = fx.user_dir();
+    let mut killed = rerun(&env, &[], NAME, "killed");
+    killed.env(SHARED, &shared);
+    let mut killed = killed.spawn().expect("re-run");
+    let leader = wait_pid(&shared.join("leader"));
+    let escaped = wait_pid(&shared.join("escaped"));
+    killed.kill().expect("kill the re-run");
+    killed.wait().expect("reap the re-run");
+    let leader_dead = wait_dead(leader);
+    kill_leftover(leader);
+    assert!(
+        leader_dead,
+        "script {leader} outlived the apsctl that ran it"
+    );
+    let out = rerun(&env, &[], NAME, "again").output().expect("re-run");
+    let escaped_dead = wait_dead(escaped);
+    kill_leftover(escaped);
+    assert_rerun_ok(&out);
+    assert!(
+        escaped_dead,
+        "escaped process {escaped} of a killed apsctl's run survived the next start"
+    );
+}
+
+#[test]
+fn issue_7_without_cgroup_v2_the_subreaper_kills_what_escaped() {
+    const NAME: &str = "issue_7_without_cgroup_v2_the_subreaper_kills_what_escaped";
+    if inner_part().as_deref() == Some("no-cgroup") {
+        assert_eq!(cgroup2_mount(), None, "cgroup v2 is still mounted");
+        let fx = Fixture::new();
+        escaped_descendant_dies_on_exit(&fx);
+        escaped_descendant_dies_on_timeout(&fx);
+        concurrent_runs_stay_apart(&fx, Separation::Session);
+        return;
+    }
+    let env = Env::from_process();
+    // A private mount namespace without the cgroup v2 mount: the runner cannot find a cgroup.
+    let unmount = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-ec",
+        r#"umount -a -t cgroup2; exec "$0" "$@""#,
+    ];
+    let out = rerun(&env, &unmount, NAME, "no-cgroup")
+        .output()
+        .expect("re-run");
+    assert_rerun_ok(&out);
+}
+
+fn escaped_descendant_dies_on_exit(fx: &Fixture) {
+    let shared = fx.user_dir();
+    let out = fx.run(&fx.sh(ESCAPE, "install").arg(shared.to_string_lossy()));
+    let pid = parse_pid(&out.stdout.text);
+    let dead = wait_dead(pid);
+    kill_leftover(pid);
+    assert!(out.success(), "{out:?}");
+    assert!(dead, "escaped process {pid} outlived the script");
+    // apsctl is its parent (subreaper) and reaped it: no zombie piles up in a long-lived apsctl.
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "escaped process {pid} was left a zombie"
+    );
+}
+
+fn escaped_descendant_dies_on_timeout(fx: &Fixture) {
+    let shared = fx.user_dir();
+    let mut run = fx
+        .sh(&format!("{ESCAPE}exec sleep 300\n"), "install")
+        .arg(shared.to_string_lossy());
+    run.timeout = Duration::from_secs(2);
+    let out = fx.run(&run);
+    let pid = parse_pid(&out.stdout.text);
+    let dead = wait_dead(pid);
+    kill_leftover(pid);
+    assert_eq!(out.status, RunStatus::TimedOut, "{out:?}");
+    assert!(dead, "escaped process {pid} survived the timeout");
+}
+
+/// What two overlapping runs of the same user keep apart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Separation {
+    /// Everything (each run has its own cgroup).
+    Full,
+    /// Only what stays in each run's session (the subreaper fallback cannot tell which run a
+    /// process that left its session came from).
+    Session,
+}
+
+/// Run A starts a background child and an escaped process, then waits; run B starts and ends
+/// meanwhile. A's processes must survive B's end, and everything must be gone after A's.
+fn concurrent_runs_stay_apart(fx: &Fixture, separation: Separation) {
+    let shared = fx.user_dir();
+    let dir = shared.to_string_lossy();
+    let a = fx
+        .sh(
+            &format!(
+                r#"{ESCAPE}sleep 300 </dev/null >/dev/null 2>&1 &
+echo $! > "$2/child.tmp" && mv "$2/child.tmp" "$2/child"
+echo $$ > "$2/leader.tmp" && mv "$2/leader.tmp" "$2/leader"
+while [ ! -e "$2/b-done" ]; do sleep 0.05; done
+"#
+            ),
+            "install",
+        )
+        .arg(dir.clone());
+    let b_script = fx.script(
+        "configure-b",
+        r#"while [ ! -s "$2/leader" ]; do sleep 0.05; done
+f="$2/b-escaped"
+setsid sh -c 'sleep 300 </dev/null >/dev/null 2>&1 & echo $! > "$1.tmp" && mv "$1.tmp" "$1"' sh "$f" &
+while [ ! -s "$f" ]; do sleep 0.05; done
+cat "$f"
+"#,
+    );
+    let mut b = ScriptRun::script(Path::new(SH), &b_script, "install", fx.dir.path(), &fx.user)
+        .arg(dir.clone());
+    b.timeout = TEST_TIMEOUT;
+
+    let (out_a, out_b, alive_after_b) = std::thread::scope(|scope| {
+        let run_a = scope.spawn(|| fx.run(&a));
+        let run_b = scope.spawn(|| fx.run(&b));
+        let out_b = run_b.join().expect("run B");
+        let leader = wait_pid(&shared.join("leader"));
+        let alive: Vec<(&str, u32, bool)> = ["leader", "child", "escaped"]
+            .into_iter()
+            .map(|name| {
+                let pid = read_pid(&shared.join(name));
+                (name, pid, !is_dead(pid))
+            })
+            .collect();
+        assert_eq!(alive[0].1, leader);
+        fs_err::write(shared.join("b-done"), "").expect("b-done");
+        (run_a.join().expect("run A"), out_b, alive)
+    });
+    let mut pids: Vec<u32> = alive_after_b.iter().map(|(_, pid, _)| *pid).collect();
+    pids.push(parse_pid(&out_b.stdout.text));
+    let dead: Vec<(u32, bool)> = pids.iter().map(|&pid| (pid, wait_dead(pid))).collect();
+    for &pid in &pids {
+        kill_leftover(pid);
+    }
+    assert!(out_a.success(), "{out_a:?}");
+    assert!(out_b.success(), "{out_b:?}");
+    for (name, pid, alive) in alive_after_b {
+        if name == "escaped" && separation == Separation::Session {
+            continue;
+        }
+        assert!(alive, "run B's end killed the {name} ({pid}) of run A");
+    }
+    for (pid, dead) in dead {
+        assert!(dead, "process {pid} outlived both runs");
+    }
+}
+
+/// The variable telling a re-run of this test binary which inner part of a test to play.
+const INNER: &str = "APSCTL_RUNNER_TEST_INNER";
+/// A folder shared between a test and its re-run.
+const SHARED: &str = "APSCTL_RUNNER_TEST_SHARED";
+
+fn inner_part() -> Option<String> {
+    Env::from_process().var(INNER).map(str::to_owned)
+}
+
+/// A command running test `name` of this binary again, alone, as inner part `part`, behind
+/// `wrapper` (a program and its arguments, such as `setsid --ctty`).
+fn rerun(env: &Env, wrapper: &[&str], name: &str, part: &str) -> Command {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = env.command(program);
+            command.args(args).arg(&exe);
+            command
+        }
+        None => env.command(&exe),
+    };
+    command
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(INNER, part);
+    command
+}
+
+fn assert_rerun_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "re-run failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `--exact` with a misspelt name would run nothing and succeed.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Where cgroup v2 is mounted, if it is (read from `/proc/self/mountinfo`).
+fn cgroup2_mount() -> Option<PathBuf> {
+    let mountinfo = fs_err::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mountinfo.lines().find_map(|line| {
+        let (mount, fs) = line.split_once(" - ")?;
+        if !fs.starts_with("cgroup2 ") {
+            return None;
+        }
+        mount.split(' ').nth(4).map(PathBuf::from)
+    })
+}
+
+/// This process's cgroup v2 path (as `/proc/self/cgroup` names it).
+fn own_cgroup() -> String {
+    let cgroups = fs_err::read_to_string("/proc/self/cgroup").expect("cgroup");
+    cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup v2 line")
+        .to_owned()
+}
+
+fn parse_pid(text: &str) -> u32 {
+    text.trim()
+        .lines()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {text:?}"))
+}
+
+fn read_pid(path: &Path) -> u32 {
+    parse_pid(&fs_err::read_to_string(path).expect("pid file"))
+}
+
+/// Waits until the script wrote `path` (it writes pid files by rename, so never half).
+fn wait_pid(path: &Path) -> u32 {
+    let end = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(Instant::now() < end, "`{}` never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    read_pid(path)
+}
+
+/// Kills `pid` if it still runs, so a failing test leaves nothing behind.
+fn kill_leftover(pid: u32) {
+    if !is_dead(pid) {
+        let pid = i32::try_from(pid).expect("pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .ok();
+    }
 }
 
 #[test]
