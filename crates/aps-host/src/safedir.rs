@@ -109,14 +109,7 @@ impl SafeDir {
 
     /// Opens the folder `rel` below this one, component by component (no link followed).
     pub fn open_rel(&self, rel: &Path) -> Result<Self, SafeDirError> {
-        let mut dir = Self {
-            fd: self.fd.try_clone().map_err(|e| SafeDirError {
-                action: "duplicate",
-                path: self.path.clone(),
-                source: e,
-            })?,
-            path: self.path.clone(),
-        };
+        let mut dir = self.try_clone()?;
         for part in rel.components() {
             let Component::Normal(name) = part else {
                 return Err(SafeDirError {
@@ -199,15 +192,12 @@ impl SafeDir {
 
     /// Removes the file (or link) `name`.
     pub fn remove_file(&self, name: &str) -> Result<(), SafeDirError> {
-        let path = self.path.join(check_name(name, &self.path)?);
-        rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(err("remove file", &path))
+        self.remove_file_os(std::ffi::OsStr::new(name))
     }
 
     /// Removes the empty folder `name`.
     pub fn remove_dir(&self, name: &str) -> Result<(), SafeDirError> {
-        let path = self.path.join(check_name(name, &self.path)?);
-        rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
-            .map_err(err("remove folder", &path))
+        self.remove_dir_os(std::ffi::OsStr::new(name))
     }
 
     /// Removes the entry `name` and, for a folder, everything below it, without following any

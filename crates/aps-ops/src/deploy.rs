@@ -317,7 +317,7 @@ fn make_root(
     for part in &parts {
         dir = dir.open_dir(part).map_err(Error::Site)?;
     }
-    let (uid, gid, mode) = dir.stat_owner().map_err(Error::Site)?;
+    let aps_host::safedir::FolderInfo { uid, gid, mode } = dir.info().map_err(Error::Site)?;
     let change = Change::ClaimedFolder {
         docroot,
         rel: place.prefix.to_owned(),

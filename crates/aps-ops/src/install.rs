@@ -555,20 +555,7 @@ fn reserve(
             || Ok(()),
         )
     })?;
-    let record = NewInstance {
-        id: id.to_owned(),
-        site: c.site.name.clone(),
-        prefix: c.prefix.clone(),
-        url: c.url.instance_url(&c.prefix),
-        package_ref: pkg.summary.package.clone(),
-        state: InstanceState::Installing,
-        choices_json: serde_json::to_string(&c.satisfied.choices).unwrap_or_else(|_| "[]".into()),
-        settings: stored_settings(ctx, c)?,
-        databases: Vec::new(),
-        system_changes: Vec::new(),
-        files: Vec::new(),
-        at: crate::now(ctx),
-    };
+    let record = instance_record(ctx, pkg, c, id, InstanceState::Installing)?;
     journal.step("record", |j| {
         j.change(
             Change::InstanceRecord {
@@ -576,6 +563,31 @@ fn reserve(
             },
             || Ok(ctx.store()?.instances().commit(&record)?),
         )
+    })
+}
+
+/// The instance's record in `state`, with its settings and without databases, files or system
+/// changes.
+fn instance_record(
+    ctx: &Context,
+    pkg: &StoredPackage,
+    c: &Checked<'_>,
+    id: &str,
+    state: InstanceState,
+) -> Result<NewInstance, Error> {
+    Ok(NewInstance {
+        id: id.to_owned(),
+        site: c.site.name.clone(),
+        prefix: c.prefix.clone(),
+        url: c.url.instance_url(&c.prefix),
+        package_ref: pkg.summary.package.clone(),
+        state,
+        choices_json: serde_json::to_string(&c.satisfied.choices).unwrap_or_else(|_| "[]".into()),
+        settings: stored_settings(ctx, c)?,
+        databases: Vec::new(),
+        system_changes: Vec::new(),
+        files: Vec::new(),
+        at: crate::now(ctx),
     })
 }
 
@@ -709,18 +721,10 @@ fn apply(
         None => (Vec::new(), Vec::new()),
     };
     Ok(NewInstance {
-        id: id.to_owned(),
-        site: c.site.name.clone(),
-        prefix: c.prefix.clone(),
-        url: c.url.instance_url(&c.prefix),
-        package_ref: pkg.summary.package.clone(),
-        state: InstanceState::Ready,
-        choices_json: serde_json::to_string(&c.satisfied.choices).unwrap_or_else(|_| "[]".into()),
-        settings: stored_settings(ctx, c)?,
         databases: crate::database::sealed(ctx, dbs)?,
         system_changes,
         files,
-        at: crate::now(ctx),
+        ..instance_record(ctx, pkg, c, id, InstanceState::Ready)?
     })
 }
 

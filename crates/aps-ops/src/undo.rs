@@ -57,8 +57,8 @@ pub(crate) fn undo(
                 let Ok(dir) = parent.open_dir(name) else {
                     return Ok(Undone::Reverted);
                 };
-                let (uid, mode) = dir.owner_and_mode().map_err(Error::Site)?;
-                if uid != ctx.env.uid() || mode & 0o077 != 0 {
+                let info = dir.info().map_err(Error::Site)?;
+                if info.uid != ctx.env.uid() || info.mode & 0o077 != 0 {
                     return Ok(Undone::Kept(format!(
                         "folder `{}` was not made by this operation (its creation did not complete)",
                         Path::new(docroot).join(rel).display()
@@ -82,10 +82,9 @@ pub(crate) fn undo(
             let Some(dir) = place.open_root_if_present()? else {
                 return Ok(Undone::Reverted);
             };
-            let (owner, _) = dir.owner_and_mode().map_err(Error::Site)?;
             if stage == Stage::Done {
                 dir.clear().map_err(Error::Site)?;
-            } else if owner != ctx.env.uid() {
+            } else if dir.info().map_err(Error::Site)?.uid != ctx.env.uid() {
                 // The claim never took the folder: it is as it was.
                 return Ok(Undone::Reverted);
             }
@@ -100,8 +99,7 @@ pub(crate) fn undo(
             let Ok(dir) = parent.open_dir(name) else {
                 return Ok(Undone::Reverted);
             };
-            if stage != Stage::Done && dir.owner_and_mode().map_err(Error::Site)?.0 != ctx.env.uid()
-            {
+            if stage != Stage::Done && dir.info().map_err(Error::Site)?.uid != ctx.env.uid() {
                 return Ok(Undone::Kept(format!(
                     "folder `{}` was not made by this operation (its creation did not complete)",
                     Path::new(docroot).join(rel).display()

@@ -267,12 +267,6 @@ impl SafeDir {
             .map_err(err("remove folder", &path))
     }
 
-    /// The folder's owner, group and permission bits.
-    pub fn stat_owner(&self) -> Result<(u32, u32, u32), SafeDirError> {
-        let stat = rustix::fs::fstat(&self.fd).map_err(err("inspect folder", &self.path))?;
-        Ok((stat.st_uid, stat.st_gid, stat.st_mode & 0o7777))
-    }
-
     /// Makes the folder this process's own with mode 0700, so that nobody else can enter it or
     /// change anything in it (a site folder apsctl fills).
     pub fn take_over(&self) -> Result<(), SafeDirError> {
@@ -300,12 +294,6 @@ impl SafeDir {
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(err("change the owner of", &self.path.join(name)))
-    }
-
-    /// The folder's owner and permission bits.
-    pub fn owner_and_mode(&self) -> Result<(u32, u32), SafeDirError> {
-        let stat = rustix::fs::fstat(&self.fd).map_err(err("inspect folder", &self.path))?;
-        Ok((stat.st_uid, stat.st_mode & 0o7777))
     }
 
     /// A second descriptor for this folder.
