@@ -101,10 +101,27 @@ impl SafeDir {
 
     /// Opens the sub-folder `name` (no link followed).
     pub fn open_dir(&self, name: &str) -> Result<Self, SafeDirError> {
-        let path = self.path.join(check_name(name, &self.path)?);
-        let fd = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
-            .map_err(err("open folder", &path))?;
-        Ok(Self { fd, path })
+        self.open_dir_os(std::ffi::OsStr::new(name))
+    }
+
+    /// Opens the folder `name` of this one (checked by the caller) without following a link;
+    /// a link in the way is refused as such, naming it.
+    pub(crate) fn open_child(
+        &self,
+        name: &std::ffi::OsStr,
+        path: &Path,
+    ) -> Result<OwnedFd, SafeDirError> {
+        rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()).map_err(|e| {
+            let is_link =
+                rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
+                });
+            if is_link {
+                err("walk through the symbolic link", path)(rustix::io::Errno::LOOP)
+            } else {
+                err("open folder", path)(e)
+            }
+        })
     }
 
     /// Opens the folder `rel` below this one, component by component (no link followed).
@@ -351,22 +368,7 @@ impl SafeDir {
                 continue;
             };
             let next_path = dir.path.join(name);
-            let fd = match rustix::fs::openat(&dir.fd, name, DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(e) => {
-                    let is_link = rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW)
-                        .is_ok_and(|st| {
-                            rustix::fs::FileType::from_raw_mode(st.st_mode)
-                                == rustix::fs::FileType::Symlink
-                        });
-                    if is_link {
-                        return Err(err("walk through the symbolic link", &next_path)(
-                            rustix::io::Errno::LOOP,
-                        ));
-                    }
-                    return Err(err("open folder", &next_path)(e));
-                }
-            };
+            let fd = dir.open_child(name, &next_path)?;
             keep(std::mem::replace(
                 &mut dir,
                 Self {

@@ -198,7 +198,7 @@ impl<'c> Journal<'c> {
         } else {
             Outcome::Failed
         };
-        let mut message = error.to_string();
+        let mut message = crate::error::chain(&error);
         if !kept.is_empty() {
             message.push_str("\nLeft in place on purpose:\n  ");
             message.push_str(&kept.join("\n  "));

@@ -163,9 +163,11 @@ pub fn remove(
         Ok(()) => {}
         // The application already ran its removal logic: that is the commit point (§11 Q27).
         Err(e) if journal.is_committed() => reporter.warn(&format!(
-            "{e}; `configure remove` had succeeded, so the removal goes on"
+            "{}; `configure remove` had succeeded, so the removal goes on",
+            crate::error::chain(&e)
         )),
         Err(e) if opts.force == Force::Yes => {
+            let e = crate::error::chain(&e);
             reporter.warn(&format!("{e}; --force: going on without it"));
             skipped.push(format!("`configure remove`: {e}"));
         }

@@ -311,8 +311,7 @@ impl SafeDir {
     /// Opens the sub-folder `name` (any bytes but `/` and NUL; no link followed).
     pub fn open_dir_os(&self, name: &OsStr) -> Result<Self, SafeDirError> {
         let path = self.path.join(check_os_name(name, &self.path)?);
-        let fd = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
-            .map_err(err("open folder", &path))?;
+        let fd = self.open_child(name, &path)?;
         Ok(Self { fd, path })
     }
 }
