@@ -153,3 +153,12 @@ fn issue_7_crashes_while_a_postgresql_or_an_sqlite_database_is_created() {
     let expected: Vec<(&str, usize)> = expected.iter().map(|(l, n)| (l.as_str(), *n)).collect();
     b.finish(&expected);
 }
+
+/// Not a crash but the same point: the store write of the removal's commit point fails right
+/// after `configure remove` succeeded. The application's data is gone by then, so the removal
+/// must go on, not give the instance back.
+#[test]
+fn issue_7_a_failed_commit_point_write_still_completes_the_removal() {
+    let b = remove::failed_commit_point(910);
+    b.finish(&[]);
+}

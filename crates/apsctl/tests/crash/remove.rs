@@ -20,6 +20,9 @@ use crate::harness::{Bench, Point, State, Stop, assert_same};
 /// Journal writes of one removal: the operation, the access change (recorded, marked), the
 /// script (recorded, marked), the commit point, the final transaction.
 const JOURNAL_WRITES: usize = 7;
+/// The journal write of the removal's commit point (after the operation, the access change and
+/// the script, each recorded and marked).
+const COMMIT_POINT_WRITE: usize = 6;
 /// The removal's steps with an `after:` point.
 const STEPS: [&str; 3] = ["disable-access", "configure-remove", "forget"];
 
@@ -234,4 +237,34 @@ fn kept_databases(b: &Bench) -> Vec<Value> {
         .as_array()
         .expect("database kept lists databases")
         .clone()
+}
+
+/// Removes an instance on bench `n` with the store write of the commit point failing (`fail`,
+/// not `crash`): the removal goes on, and nothing of the instance remains.
+pub fn failed_commit_point(n: u32) -> Bench {
+    let b = Bench::guestbook(n);
+    let empty = b.state();
+    let id = b.w.install(&b.reference, &[]);
+    let fault = format!("journal-write@{COMMIT_POINT_WRITE}=fail");
+    let run = b.w.apsctl_env(
+        &["remove", &id, "--files", "all"],
+        &[("APSCTL_TEST_FAULT", &fault)],
+    );
+    run.ok();
+    assert!(
+        run.stderr
+            .contains("injected failure at fault point `journal-write`"),
+        "the failure is reported as a warning: {}",
+        run.stderr
+    );
+    assert_eq!(
+        b.w.sql("SELECT outcome FROM operations WHERE kind = 'remove'"),
+        ["rolled_forward"]
+    );
+    assert_same(
+        &b.state(),
+        &empty,
+        "nothing of the removed instance remains",
+    );
+    b
 }
