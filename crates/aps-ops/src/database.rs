@@ -138,12 +138,22 @@ pub(crate) fn drop(ctx: &Context, db: &InstanceDatabase) -> Result<(), Error> {
 }
 
 /// Records `db` of `loaded`'s instance as kept after its removal (`--keep-databases`), with its
-/// sealed password, and returns its kept-database id.
+/// sealed password, and returns its kept-database id. A removal completed again (by `recover`
+/// or a second `remove` after a crash) finds the record its first run made and returns it.
 pub(crate) fn keep(
     ctx: &Context,
     loaded: &crate::instance::Loaded,
     db: &InstanceDatabase,
 ) -> Result<i64, Error> {
+    let recorded = ctx.store()?.kept_databases().list()?.into_iter().find(|k| {
+        k.instance == loaded.instance.id
+            && k.db_id == db.db_id
+            && k.server == db.server
+            && k.name == db.name
+    });
+    if let Some(kept) = recorded {
+        return Ok(kept.id);
+    }
     Ok(ctx
         .store()?
         .kept_databases()

@@ -301,11 +301,12 @@ fn make_root(
                     rel,
                 };
                 created_parents.push(change.clone());
-                dir = journal.change(change, || {
-                    let made = dir.create_dir(part, 0o755).map_err(Error::Site)?;
-                    made.chown(user.uid(), user.gid()).map_err(Error::Site)?;
-                    Ok(made)
-                })?;
+                // Handed to the site's user only once the change is marked done: a `started`
+                // folder is proven ours only while it is still root's (see `undo`).
+                let made =
+                    journal.change(change, || dir.create_dir(part, 0o755).map_err(Error::Site))?;
+                made.chown(user.uid(), user.gid()).map_err(Error::Site)?;
+                dir = made;
             }
         }
         return Err(Error::Failed(format!(

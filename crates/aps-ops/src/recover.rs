@@ -7,8 +7,9 @@
 //! by the script itself (`configure remove` after `configure install`, `configure configure`
 //! with the stored values after `configure configure`). A removal past its commit point is
 //! rolled forward; so is a removal interrupted while `configure remove` ran, whose script is run
-//! again first (the application may already have dropped its data: giving the instance back
-//! would give back a broken one). An operation whose lock is held belongs to a live process and
+//! again first, and one whose `configure remove` succeeded just before the crash, which took
+//! the commit point with it (the application may already have dropped its data: giving the
+//! instance back would give back a broken one). An operation whose lock is held belongs to a live process and
 //! is left alone. Private folders that no instance and no operation owns (a crash right after an
 //! install picked its id) are removed.
 use aps_store::journal::{Operation, Outcome};
@@ -88,9 +89,10 @@ fn recover_one(ctx: &Context, op: &Operation, reporter: &dyn Reporter) -> Recove
         }
     };
     if op.kind == "remove" {
+        // `configure remove` ran, or may have: running (`started`), or done but the crash came
+        // before the commit point was written. Either way the application's data may be gone.
         let removal_ran = journal.entries().iter().any(|e| {
-            matches!(&e.change, Change::Script { action, .. } if action == "remove")
-                && e.stage == Some(Stage::Started)
+            is_remove_script(&e.change) && matches!(e.stage, Some(Stage::Started | Stage::Done))
         });
         if op.committed_at.is_some() || removal_ran {
             return roll_forward(ctx, op, journal, reporter);
@@ -140,7 +142,11 @@ fn roll_forward(
         _ => crate::remove::Databases::Drop,
     };
     let result = crate::instance::Loaded::load_lenient(ctx, instance).and_then(|loaded| {
-        if op.committed_at.is_none() {
+        let interrupted = journal
+            .entries()
+            .iter()
+            .any(|e| is_remove_script(&e.change) && e.stage == Some(Stage::Started));
+        if op.committed_at.is_none() && interrupted {
             // Interrupted while `configure remove` ran: run it to its end, or give up the
             // removal (access back, instance kept) as a failed script would.
             let rerun = loaded.config_script(ctx).and_then(|script| match script {
@@ -160,6 +166,8 @@ fn roll_forward(
                 let _ = journal.finish(Outcome::RolledBack, Some(&note));
                 return Err(Error::Failed(note));
             }
+        }
+        if op.committed_at.is_none() {
             journal.commit_point()?;
         }
         let access: Vec<Change> = journal
@@ -186,6 +194,11 @@ fn roll_forward(
             entry(op, "failed", Some(e.to_string()))
         }
     }
+}
+
+/// Whether `change` is a run of `configure remove`.
+fn is_remove_script(change: &Change) -> bool {
+    matches!(change, Change::Script { action, .. } if action == "remove")
 }
 
 /// Removes the private folders of `<home>/instances` that belong to no instance and to no

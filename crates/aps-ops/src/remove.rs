@@ -161,11 +161,14 @@ pub fn remove(
         .and_then(|()| run_configure_remove(ctx, &mut journal, &loaded, reporter));
     match steps {
         Ok(()) => {}
-        // The application already ran its removal logic: that is the commit point (§11 Q27).
-        Err(e) if journal.is_committed() => reporter.warn(&format!(
-            "{}; `configure remove` had succeeded, so the removal goes on",
-            crate::error::chain(&e)
-        )),
+        // The application already ran its removal logic: that is the commit point (§11 Q27),
+        // also when the store write marking it is what failed.
+        Err(e) if journal.is_committed() || removal_script_done(&journal) => {
+            reporter.warn(&format!(
+                "{}; `configure remove` had succeeded, so the removal goes on",
+                crate::error::chain(&e)
+            ));
+        }
         Err(e) if opts.force == Force::Yes => {
             let e = crate::error::chain(&e);
             reporter.warn(&format!("{e}; --force: going on without it"));
@@ -230,6 +233,15 @@ fn access_changes(journal: &Journal<'_>) -> Vec<Change> {
         .filter(|e| matches!(e.change, Change::FolderMode { .. }))
         .map(|e| e.change.clone())
         .collect()
+}
+
+/// Whether this removal's `configure remove` succeeded (its commit point may be missing when
+/// the store write after the script failed).
+fn removal_script_done(journal: &Journal<'_>) -> bool {
+    journal.entries().iter().any(|e| {
+        matches!(&e.change, Change::Script { action, .. } if action == "remove")
+            && e.stage == Some(Stage::Done)
+    })
 }
 
 /// Seed step 2, journaled before it runs. Success is the commit point (marked by the caller).
