@@ -2,9 +2,9 @@
 //! system changes an instance keeps (REFERENCE §8.0 undo table, §8.10 step 4.2).
 //!
 //! Main decision: a [`Change`] says what was done, not how to undo it. The journal records each
-//! change before it is made and marks it done after; [`crate::undo`] turns a change and how far
+//! change before it is made and marks it done after; `undo.rs` turns a change and how far
 //! it got (its [`Stage`]) into the undo, checking before it destroys anything that what it finds
-//! is what the change made (see [`crate::undo`] for the proofs). The changes an instance keeps
+//! is what the change made (see `undo.rs` for the proofs). The changes an instance keeps
 //! after its install (folders created above its root, and later web-server configuration) are
 //! the same values, stored with the instance and rolled back by its removal through the same
 //! code. New kinds of change (a restored database, a web-server configuration file, a replaced

@@ -23,7 +23,7 @@ pub struct Config {
     /// How many bytes of a script's stdout and of its stderr are kept.
     pub output_cap: usize,
     /// How long to wait for a lock held by another operation (`--wait`); `None` waits the
-    /// default of each lock (see [`crate::lock`]).
+    /// default of each lock (see `lock.rs`).
     pub lock_wait: Option<Duration>,
     /// The lowest uid a site's user may have; `None`: the start of the login range (`UID_MIN` in
     /// `/etc/login.defs`, default 1000). Root is refused whatever this says.

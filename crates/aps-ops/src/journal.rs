@@ -6,7 +6,7 @@
 //! marks it `done` or `failed`, so the journal always says how far each change got — a deploy
 //! that fails halfway, a database creation refused because the name appeared meanwhile, a crash
 //! while a script runs. [`Journal::rollback`] (and `apsctl recover`, after a crash) hands each
-//! change and its stage to [`crate::undo`], newest first, which undoes only what the change
+//! change and its stage to `undo.rs`, newest first, which undoes only what the change
 //! provably made. An operation may pass a commit point ([`Journal::commit_point`]); after it an
 //! interruption is completed instead of undone (a removal whose `configure remove` succeeded).
 //! The last store change of an operation and its outcome are one transaction

@@ -2,7 +2,7 @@
 //!
 //! Main decision: an operation without an outcome whose instance lock is free was interrupted.
 //! Before its commit point it is rolled back: the journal's changes go, newest first, through
-//! the same undo executor a live rollback uses ([`crate::undo`]), which undoes only what each
+//! the same undo executor a live rollback uses (`undo.rs`), which undoes only what each
 //! change provably made — a script that ran, or may have run when the crash came, is answered
 //! by the script itself (`configure remove` after `configure install`, `configure configure`
 //! with the stored values after `configure configure`). A removal past its commit point is

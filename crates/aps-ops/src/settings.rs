@@ -1,7 +1,7 @@
 //! Setting values: given as one JSON object (`--settings-file`, later the HTTP API) they are
 //! strictly parsed into the `id → text` form every operation takes (REFERENCE D6, D15), and that
 //! form is validated against a service's settings, with `uniq` looked up in the store
-//! ([`validate`], used by install and configure).
+//! (`validate`, used by install and configure).
 //!
 //! Main decision: only what has one obvious text is accepted. Strings are taken as they are,
 //! booleans become `true`/`false`, numbers keep the exact text they were written with (`1.50`
@@ -12,7 +12,7 @@
 //! admin could not tell which. Input is bounded by [`MAX_SETTINGS_BYTES`]; callers read at most
 //! one byte more than that (`Read::take`) so that an endless input ends at once.
 //!
-//! Known gaps: [`parse_settings_json`] does not check the values against a package; [`validate`]
+//! Known gaps: [`parse_settings_json`] does not check the values against a package; `validate`
 //! does (unknown ids, types and constraints).
 use std::collections::BTreeMap;
 use std::fmt;
