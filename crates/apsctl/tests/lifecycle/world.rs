@@ -3,8 +3,9 @@
 //!
 //! Main decision: every test gets a fixed user `apsctl-life-N` and database names starting with
 //! `gblN_` (variants of the guestbook rename `db:default-name`), so tests can run in parallel and
-//! compare the server's state before and after an operation without seeing each other. Whatever
-//! a test creates is dropped when its `World` is dropped, also when the test fails.
+//! compare the server's state before and after an operation without seeing each other. Other test
+//! areas that use this fixture ([`World::in_area`]) get their own user and database name stems.
+//! Whatever a test creates is dropped when its `World` is dropped, also when the test fails.
 #![expect(
     clippy::unwrap_used,
     reason = "test fixture: a failed setup or inspection step is a failed test"
@@ -236,11 +237,11 @@ pub struct Snapshot {
 /// One test's world; see the module documentation.
 #[derive(Debug)]
 pub struct World {
-    /// The site's system user (`apsctl-life-N`).
+    /// The site's system user (`apsctl-<area>-N`).
     pub user: String,
     /// The site's name.
     pub site: String,
-    /// Start of this test's database and login names (`gblN`).
+    /// Start of this test's database and login names (`gblN` in the lifecycle area).
     pub db_base: String,
     /// The test's folder (home, docroot, packages).
     pub dir: PathBuf,
@@ -264,20 +265,27 @@ pub struct World {
 }
 
 impl World {
-    /// Sets up test number `n`: user, document root, home, the site and the database server.
+    /// Sets up test number `n` of the lifecycle area: user, document root, home, the site and the
+    /// database server.
     pub fn new(n: u32) -> Self {
+        Self::in_area("life", "gbl", n)
+    }
+
+    /// Sets up test number `n` of test area `area`: user `apsctl-<area>-N`, site `<area>-N`,
+    /// database and login names starting with `<db_stem>N_`.
+    pub fn in_area(area: &str, db_stem: &str, n: u32) -> Self {
         let tmp = tempfile::Builder::new()
-            .prefix(&format!("apsctl-life-{n}-"))
+            .prefix(&format!("apsctl-{area}-{n}-"))
             .tempdir()
             .unwrap();
         let dir = tmp.path().to_path_buf();
         // The site user traverses to its document root and to its instance's private scripts.
         fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mysql = Mysql::from_ci_env(&dir);
-        let user = format!("apsctl-life-{n}");
-        let db_base = format!("gbl{n}");
+        let user = format!("apsctl-{area}-{n}");
+        let db_base = format!("{db_stem}{n}");
         let world = Self {
-            site: format!("life-{n}"),
+            site: format!("{area}-{n}"),
             home: dir.join("home"),
             docroot: dir.join("www"),
             admin_password: format!("Adm1n-Pa55-{n}-qzx"),
@@ -472,7 +480,17 @@ impl World {
 
     /// A variant of the example whose databases are named after this test (`gblN_…`).
     pub fn variant_package(&self, variant: &Variant<'_>) -> PathBuf {
-        let example = Path::new(EXAMPLE);
+        self.package_from(Path::new(EXAMPLE), "guestbook", variant)
+    }
+
+    /// A variant of the example package in folder `example` (whose `db:default-name` is
+    /// `default_name`), its databases named after this test.
+    pub fn package_from(
+        &self,
+        example: &Path,
+        default_name: &str,
+        variant: &Variant<'_>,
+    ) -> PathBuf {
         let release = if variant.release.is_empty() {
             "1"
         } else {
@@ -481,7 +499,7 @@ impl World {
         let mut meta = fs_err::read_to_string(example.join("APP-META.xml")).unwrap();
         meta = meta
             .replace(
-                "<db:default-name>guestbook</db:default-name>",
+                &format!("<db:default-name>{default_name}</db:default-name>"),
                 &format!("<db:default-name>{}</db:default-name>", self.db_base),
             )
             .replace(
@@ -515,7 +533,7 @@ impl World {
             .write(
                 &self
                     .dir
-                    .join(format!("guestbook-variant-{release}.app.zip")),
+                    .join(format!("{default_name}-variant-{release}.app.zip")),
             )
             .unwrap()
     }
@@ -562,14 +580,27 @@ impl World {
             .as_str()
             .expect("install prints the instance id")
             .to_owned();
-        let show = self.show(&id);
+        self.adopt(&id);
+        id
+    }
+
+    /// Takes instance `id`, installed outside [`World::install`], into this world: the names of
+    /// its databases on a server are dropped at the end, and its generated database password (as
+    /// its `config.php` holds it: the guestbook's `db.password`, or a top-level `password`) is a
+    /// secret.
+    pub fn adopt(&self, id: &str) {
+        let show = self.show(id);
         for db in show["databases"].as_array().expect("databases") {
             for key in ["name", "login"] {
                 let name = db[key]
                     .as_str()
                     .expect("database name and login")
                     .to_owned();
-                if !name.starts_with(&format!("{}_", self.db_base)) {
+                // An SQLite database has no login, and a file path for its name.
+                if !name.is_empty()
+                    && !name.starts_with('/')
+                    && !name.starts_with(&format!("{}_", self.db_base))
+                {
                     self.extra.lock().unwrap().push(name);
                 }
             }
@@ -579,12 +610,13 @@ impl World {
             "php",
             &[
                 "-r",
-                "echo (require $argv[1])['db']['password'];",
+                "$c = require $argv[1]; echo $c['db']['password'] ?? $c['password'] ?? '';",
                 &root.join("config.php").display().to_string(),
             ],
         );
-        self.add_secret(&password);
-        id
+        if !password.is_empty() {
+            self.add_secret(&password);
+        }
     }
 
     /// `instance show ID --json`.
@@ -770,7 +802,9 @@ fn create_user(user: &str) {
     .unwrap_or_else(|e| panic!("cannot create the site user `{user}`: {e}"));
 }
 
-fn delete_user(user: &str) {
+/// Deletes a system user and its home (as an account termination does), ending its processes
+/// first; its files elsewhere stay, owned by a uid nobody has.
+pub fn delete_user(user: &str) {
     if user_exists(user) {
         kill_processes_of(user);
         let _ = account_tool("userdel", &["--remove", user]);
