@@ -44,7 +44,8 @@ pub enum Change {
     /// An existing empty folder of a site (an empty folder, or the document root itself) that
     /// apsctl claimed for an instance root: made root's and 0700 while it is filled, so that
     /// nobody sees or plants anything in it. Undo: remove what is in it (it was empty) and give
-    /// it back its owner and mode.
+    /// it back its owner and mode. Kept by the instance as a system change: its removal empties
+    /// the folder by the file choice and gives it back, never removes it.
     ClaimedFolder {
         /// The site's document root.
         docroot: PathBuf,

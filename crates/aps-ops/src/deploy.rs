@@ -12,7 +12,9 @@
 //! nobody else can write into the root while it is filled, the undo of a failed deploy is
 //! exactly "remove what is in it" (or the folder itself), whatever step inside failed or
 //! crashed. Folders created above the root for a nested path are journaled one by one
-//! ([`Change::ParentFolder`]) and kept by the instance as system changes.
+//! ([`Change::ParentFolder`]) and kept by the instance as system changes; so is the claim of a
+//! claimed root, so that removal gives the folder back (emptied by the file choice, with its
+//! owner and mode of before) instead of deleting a folder the instance did not create.
 //!
 //! Modes: deployed folders 0755 and files 0644, owned by the site's user; below a mapping with
 //! `php:permissions writable="true"` folders 0775 and files 0664 (group-writable, for sites whose
@@ -136,6 +138,9 @@ pub(crate) struct Deployed {
     /// Folders created above the instance root (for a nested path), relative to the document
     /// root, outermost first: system changes that removal rolls back.
     pub created_parents: Vec<Change>,
+    /// The claim of a root that existed (an empty folder, or the document root): a system
+    /// change that removal gives back rather than deletes.
+    pub claimed: Option<Change>,
     /// The mode [`open_access`] gives the root: 0755 for a root apsctl created, the previous
     /// mode of a claimed folder.
     pub open_mode: u32,
@@ -169,6 +174,7 @@ pub(crate) fn deploy(
     let Root {
         dir: root,
         created_parents,
+        claimed,
         open_mode,
         hand_to,
     } = make_root(journal, place, input.target, user)?;
@@ -249,6 +255,7 @@ pub(crate) fn deploy(
     Ok(Deployed {
         files,
         created_parents,
+        claimed,
         open_mode,
     })
 }
@@ -258,6 +265,8 @@ struct Root {
     dir: SafeDir,
     /// The folders created above it.
     created_parents: Vec<Change>,
+    /// Its claim, when it existed.
+    claimed: Option<Change>,
     /// Its mode once open.
     open_mode: u32,
     /// Who gets it when filled (uid, gid).
@@ -292,6 +301,7 @@ fn make_root(
                 return Ok(Root {
                     dir: root,
                     created_parents,
+                    claimed: None,
                     open_mode: 0o755,
                     hand_to: (user.uid(), user.gid()),
                 });
@@ -327,7 +337,7 @@ fn make_root(
         mode,
     };
     let root = dir;
-    journal.change(change, || {
+    journal.change(change.clone(), || {
         root.take_over().map_err(Error::Site)?;
         if root.is_empty().map_err(Error::Site)? {
             Ok(())
@@ -341,6 +351,7 @@ fn make_root(
     Ok(Root {
         dir: root,
         created_parents,
+        claimed: Some(change),
         open_mode: mode,
         hand_to: (uid, gid),
     })

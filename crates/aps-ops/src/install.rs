@@ -712,6 +712,7 @@ fn apply(
             d.files,
             d.created_parents
                 .iter()
+                .chain(&d.claimed)
                 .map(|change| aps_store::instances::NewSystemChange {
                     kind: change.kind().to_owned(),
                     data_json: change.to_json(),

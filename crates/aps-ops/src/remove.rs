@@ -4,7 +4,9 @@
 //! URL mapping removed; (2) `configure remove` runs — if it cannot run or fails, removal stops,
 //! access is given back, the error is shown and everything is kept; (3) the two file trees
 //! (application files as deployed, files created or changed by the instance) are built and the
-//! user's choice applied; (4) resources are freed and every recorded system change rolled back.
+//! user's choice applied; (4) resources are freed and every recorded system change rolled back —
+//! a root that existed before the install (an empty folder, the document root) is emptied by the
+//! choice and given back its owner and mode, never removed.
 //! A successful `configure remove` is the commit point (without a configuration script, the
 //! disabled access is): later steps are rolled forward, and what could not be done is reported
 //! and left for a second `apsctl remove`, which resumes there without running `configure
@@ -297,8 +299,17 @@ pub(crate) fn finish(
     for stored in loaded.system_changes.iter().rev() {
         let result =
             Change::from_system_change(&stored.kind, &stored.data_json, &loaded.site.docroot)
-                .and_then(|change| {
-                    crate::undo::undo(ctx, &change, Stage::Done, &crate::report::Silent)
+                .and_then(|change| match change {
+                    // The folder was there before the instance: it stays, emptied by the file
+                    // choice above, with its owner and mode of before.
+                    Change::ClaimedFolder {
+                        docroot,
+                        rel,
+                        uid,
+                        gid,
+                        mode,
+                    } => give_back(&docroot, &rel, (uid, gid), mode),
+                    change => crate::undo::undo(ctx, &change, Stage::Done, &crate::report::Silent),
                 });
         match result {
             Ok(crate::undo::Undone::Reverted) => {}
@@ -347,6 +358,26 @@ pub(crate) fn finish(
         databases_kept: kept_dbs,
         skipped,
     })
+}
+
+/// Gives a claimed instance root (an existing empty folder, or the document root) back its owner
+/// and mode of before the install; a folder that is gone needs nothing.
+fn give_back(
+    docroot: &std::path::Path,
+    rel: &str,
+    (uid, gid): (u32, u32),
+    mode: u32,
+) -> Result<crate::undo::Undone, Error> {
+    if let Some(dir) = (Place {
+        docroot,
+        prefix: rel,
+    })
+    .open_root_if_present()?
+    {
+        dir.chown(uid, gid).map_err(Error::Site)?;
+        dir.set_mode(mode).map_err(Error::Site)?;
+    }
+    Ok(crate::undo::Undone::Reverted)
 }
 
 /// Seed step 4.1: drops the instance's databases and logins, or keeps them (recorded, with
@@ -540,10 +571,12 @@ fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptF
         return Ok((0, Vec::new()));
     };
     let prefix = &loaded.instance.prefix;
+    // A root the install claimed (an existing folder) is emptied, never removed.
+    let created = !prefix.is_empty() && !claimed_root(loaded);
     match choice {
         FileChoice::All => {
             let mut count = root.clear().map_err(Error::Site)?;
-            if !prefix.is_empty() {
+            if created {
                 drop(root);
                 if let Some((parent, name)) = Place::open_parent_of(&loaded.site.docroot, prefix)? {
                     parent.remove_dir(name).map_err(Error::Site)?;
@@ -555,7 +588,7 @@ fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptF
         FileChoice::App => {
             let Trees { unchanged, kept } = trees(loaded, &root, true)?;
             let mut count = unchanged;
-            if !prefix.is_empty() && root.is_empty().map_err(Error::Site)? {
+            if created && root.is_empty().map_err(Error::Site)? {
                 drop(root);
                 let (parent, name) = split_last(prefix);
                 (Place {
@@ -570,4 +603,15 @@ fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptF
             Ok((count, kept))
         }
     }
+}
+
+/// Whether the instance's root existed before its install (it keeps the claim as a system
+/// change).
+fn claimed_root(loaded: &Loaded) -> bool {
+    loaded.system_changes.iter().any(|stored| {
+        matches!(
+            Change::from_system_change(&stored.kind, &stored.data_json, &loaded.site.docroot),
+            Ok(Change::ClaimedFolder { .. })
+        )
+    })
 }
