@@ -359,6 +359,34 @@ fn issue_7_every_placement_installs_and_is_given_back_by_removal() {
                 "removal gives back exactly what was there ({what})"
             );
         }
+        if let Placement::Existing | Placement::SiteRoot = placement {
+            // A claimed root that keeps a file the application created: the file and the folder
+            // stay, the folder with its owner and mode of before.
+            let id = w.install(&reference, &["--path", placement.path()]);
+            let note = w.dir.join("note.txt");
+            fs_err::write(&note, "attached by the hardening test\n").unwrap();
+            chmod(&note, 0o644);
+            w.php_as_site_user(
+                &root,
+                &["add.php", "With an attachment", &note.display().to_string()],
+            )
+            .ok();
+            let run = w.apsctl(&["--json", "remove", &id, "--files", "app"]);
+            run.ok();
+            assert_eq!(
+                run.json()["kept_files"],
+                json!([{"path": "uploads/2-note.txt", "reason": "instance"}]),
+                "{placement:?}"
+            );
+            assert_eq!(
+                fs_err::read_to_string(root.join("uploads/2-note.txt")).unwrap(),
+                "attached by the hardening test\n"
+            );
+            assert_eq!(stat(&root), (0o750, uid, gid), "{placement:?}");
+            // What is left is the tenant's to delete.
+            fs_err::remove_dir_all(root.join("uploads")).unwrap();
+            assert_eq!(w.snapshot(), before, "{placement:?}, a kept file deleted");
+        }
         if let Placement::Existing = placement {
             fs_err::remove_dir(&root).unwrap();
         }
