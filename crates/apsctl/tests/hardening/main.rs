@@ -19,6 +19,11 @@
 //! Known gaps: sites served by nginx or Apache are not exercised (access is closed through folder
 //! modes only); a PostgreSQL or SQLite server made unreachable in the middle of a removal is not
 //! simulated (the resumed removal fails on an immutable file instead).
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a failed setup or inspection step is a failed test"
+)]
+
 #[path = "../lifecycle/world.rs"]
 #[expect(
     dead_code,
@@ -680,6 +685,47 @@ fn issue_7_a_removal_stopped_after_its_commit_point_resumes_without_configure_re
     w.finish();
 }
 
+#[test]
+fn issue_7_a_removal_that_crashed_after_its_commit_point_is_resumed_by_remove() {
+    let w = world(21);
+    let marks = marks(&w);
+    let reference = w.import(&w.variant_package(&Variant {
+        wrapper: Some(&steered(&marks)),
+        ..Variant::default()
+    }));
+    let before = w.snapshot();
+    let id = w.install(&reference, &[]);
+    let root = w.root(&id);
+    let db = database_of(&w, &id);
+
+    // The process dies right after `configure remove` succeeded; the administrator runs the
+    // removal again rather than `apsctl recover`.
+    let run = w.apsctl_env(
+        &["remove", &id, "--files", "all"],
+        &[("APSCTL_TEST_FAULT", "after:configure-remove=crash")],
+    );
+    assert_eq!(run.code, None, "apsctl was aborted: {run:?}");
+    assert_eq!(actions(&marks), "install\nremove\n");
+    let run = w.apsctl(&["remove", &id, "--files", "all"]);
+    run.ok();
+    assert!(run.stderr.contains("resuming removal"), "{}", run.stderr);
+    assert_eq!(
+        actions(&marks),
+        "install\nremove\n",
+        "`configure remove` ran once"
+    );
+    assert_gone(&w, &id, &root, &db);
+    assert_eq!(w.snapshot(), before);
+    let run = w.apsctl(&["--json", "recover"]);
+    run.ok();
+    assert_eq!(
+        run.json()["operations"],
+        json!([]),
+        "nothing left to recover"
+    );
+    w.finish();
+}
+
 // ---------------------------------------------------------------------------------------------
 // C12: trees removal could not delete.
 
@@ -941,8 +987,10 @@ impl Watched {
         let deadline = Instant::now() + PATIENCE;
         while !self.stderr.lock().unwrap().contains(text) {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader catch up with what was written before the end.
-                std::thread::sleep(Duration::from_millis(100));
+                // The reader ends once it has read everything written before the end.
+                while !self.reader.is_finished() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 assert!(
                     self.stderr.lock().unwrap().contains(text),
                     "apsctl ended ({status}) before printing `{text}`:\n{}",
@@ -1152,8 +1200,10 @@ impl Postgres {
         let get = |key: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(&format!("{key}=")))
-                .map(|v| v.trim().trim_matches('"').to_owned())
-                .unwrap_or_else(|| panic!("{CI_ENV} has no {key}; run `bash .ci/services.sh`"))
+                .map_or_else(
+                    || panic!("{CI_ENV} has no {key}; run `bash .ci/services.sh`"),
+                    |v| v.trim().trim_matches('"').to_owned(),
+                )
         };
         let pg = Self {
             host: get("APSCTL_TEST_PG_HOST"),
