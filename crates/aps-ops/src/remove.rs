@@ -10,7 +10,7 @@
 //! A successful `configure remove` is the commit point (without a configuration script, the
 //! disabled access is): later steps are rolled forward, and what could not be done is reported
 //! and left for a second `apsctl remove`, which resumes there without running `configure
-//! remove` again (§11 Q27).
+//! remove` again (§11 Q27) — also after a crash, as `apsctl recover` would.
 //!
 //! Account termination: providers delete the system user first. With `--force`, a removal
 //! whose `configure remove` cannot run (the site's user, the package or the private copy is
@@ -136,7 +136,7 @@ pub fn remove(
         "files": opts.files, "databases": opts.databases, "force": opts.force,
     });
     // A removal that passed its commit point and stopped halfway resumes where it stopped.
-    if let Some(previous) = committed_removal(ctx, &loaded)? {
+    if let Some((previous, interrupted)) = committed_removal(ctx, &loaded)? {
         let mut journal = Journal::begin(ctx, Some(id), "remove", &params)?;
         journal.commit_point()?;
         reporter.step(&format!(
@@ -145,6 +145,14 @@ pub fn remove(
         ));
         let choice = choose(opts, &loaded, reporter);
         let access = access_changes(&previous);
+        if interrupted {
+            // Ended here, so that `recover` does not take it up again.
+            let note = format!(
+                "interrupted after its commit point; resumed by removal {}",
+                journal.id()
+            );
+            previous.finish(Outcome::Failed, Some(&note))?;
+        }
         return finish(
             ctx,
             journal,
@@ -211,18 +219,26 @@ fn choose(opts: &RemoveOptions, loaded: &Loaded, reporter: &dyn Reporter) -> Fil
     })
 }
 
-/// The removal of a `failed` instance that passed its commit point, if there is one: its
-/// `configure remove` already ran and must not run again.
-fn committed_removal<'c>(ctx: &'c Context, loaded: &Loaded) -> Result<Option<Journal<'c>>, Error> {
-    if loaded.instance.state != InstanceState::Failed {
-        return Ok(None);
-    }
+/// The removal that passed its commit point and stopped, if there is one (with whether it was
+/// interrupted, i.e. has no outcome yet): its `configure remove` already ran and must not run
+/// again.
+fn committed_removal<'c>(
+    ctx: &'c Context,
+    loaded: &Loaded,
+) -> Result<Option<(Journal<'c>, bool)>, Error> {
     let latest = ctx
         .store()?
         .journal()
         .latest_operation(&loaded.instance.id, "remove")?;
     match latest {
-        Some(op) if op.committed_at.is_some() => Ok(Some(Journal::resume(ctx, op.id)?)),
+        // Stopped by a failure (the instance is `failed`), or interrupted by a crash (no outcome:
+        // its process is gone, since this one holds the instance's lock).
+        Some(op)
+            if op.committed_at.is_some()
+                && (loaded.instance.state == InstanceState::Failed || op.outcome.is_none()) =>
+        {
+            Ok(Some((Journal::resume(ctx, op.id)?, op.outcome.is_none())))
+        }
         _ => Ok(None),
     }
 }
