@@ -726,6 +726,71 @@ fn issue_7_a_removal_that_crashed_after_its_commit_point_is_resumed_by_remove() 
     w.finish();
 }
 
+#[test]
+fn issue_7_a_removal_that_crashed_while_configure_remove_ran_is_taken_over_by_remove() {
+    let w = world(22);
+    let marks = marks(&w);
+    let reference = w.import(&w.variant_package(&Variant {
+        wrapper: Some(&steered(&marks)),
+        ..Variant::default()
+    }));
+    let id = w.install(&reference, &[]);
+    let root = w.root(&id);
+    let db = database_of(&w, &id);
+    let open_mode = stat(&root).0;
+    // The application keeps a file of its own, so that the root survives `--files app`.
+    let note = w.dir.join("note.txt");
+    fs_err::write(&note, "attached by the hardening test\n").unwrap();
+    chmod(&note, 0o644);
+    w.php_as_site_user(
+        &root,
+        &["add.php", "With an attachment", &note.display().to_string()],
+    )
+    .ok();
+
+    // The machine goes down while `configure remove` runs: apsctl and the script die.
+    mark(&marks, "hold-remove");
+    let mut child = w
+        .apsctl_background(&["remove", &id, "--files", "app"])
+        .spawn()
+        .expect("apsctl starts");
+    wait_until_running(&w, &marks, "remove", &mut child);
+    child.kill().unwrap();
+    let _ = child.wait();
+    for pid in world::processes_of(&w.user) {
+        // It may have ended meanwhile.
+        let _ = assert_cmd::Command::new("kill")
+            .args(["-KILL", &pid])
+            .output();
+    }
+    unmark(&marks, "remove");
+    assert_eq!(stat(&root).0 & 0o077, 0, "the crash left the root closed");
+
+    // The administrator runs the removal again rather than `apsctl recover`.
+    let run = w.apsctl(&["--json", "remove", &id, "--files", "app"]);
+    run.ok();
+    assert_eq!(
+        run.json()["kept_files"],
+        json!([{"path": "uploads/2-note.txt", "reason": "instance"}])
+    );
+    assert_eq!(actions(&marks), "install\nremove\nremove\n");
+    assert_eq!(
+        stat(&root).0,
+        open_mode,
+        "the surviving root has its access back"
+    );
+    assert!(!w.mysql.databases().contains(&db.0));
+    assert!(instances(&w).is_empty());
+    let run = w.apsctl(&["--json", "recover"]);
+    run.ok();
+    assert_eq!(
+        run.json()["operations"],
+        json!([]),
+        "nothing left to recover"
+    );
+    w.finish();
+}
+
 // ---------------------------------------------------------------------------------------------
 // C12: trees removal could not delete.
 
