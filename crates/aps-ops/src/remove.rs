@@ -10,7 +10,9 @@
 //! A successful `configure remove` is the commit point (without a configuration script, the
 //! disabled access is): later steps are rolled forward, and what could not be done is reported
 //! and left for a second `apsctl remove`, which resumes there without running `configure
-//! remove` again (§11 Q27) — also after a crash, as `apsctl recover` would.
+//! remove` again (§11 Q27) — also after a crash, as `apsctl recover` would. A removal
+//! interrupted before its commit point is rolled back by the next one, which then runs
+//! `configure remove` again.
 //!
 //! Account termination: providers delete the system user first. With `--force`, a removal
 //! whose `configure remove` cannot run (the site's user, the package or the private copy is
@@ -163,6 +165,7 @@ pub fn remove(
             Vec::new(),
         );
     }
+    undo_interrupted_removal(ctx, &loaded, reporter)?;
     let mut journal = Journal::begin(ctx, Some(id), "remove", &params)?;
     let mut skipped = Vec::new();
     // Step 1: disable access and remove the URL mapping. Step 2: configure remove (2.1
@@ -241,6 +244,39 @@ fn committed_removal<'c>(
         }
         _ => Ok(None),
     }
+}
+
+/// Rolls back a removal of this instance interrupted before its commit point (a crash while it
+/// closed access or ran `configure remove`; it has no outcome, and its process is gone since
+/// this one holds the instance's lock), so that the next removal finds the instance as it was
+/// and runs its script again.
+fn undo_interrupted_removal(
+    ctx: &Context,
+    loaded: &Loaded,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    let id = &loaded.instance.id;
+    let latest = ctx.store()?.journal().latest_operation(id, "remove")?;
+    let Some(op) = latest.filter(|op| op.committed_at.is_none() && op.outcome.is_none()) else {
+        return Ok(());
+    };
+    let mut previous = Journal::resume(ctx, op.id)?;
+    reporter.step(&format!(
+        "instance {id}: undoing removal {}, interrupted before its commit point",
+        op.id
+    ));
+    let (_, leftovers) = previous.undo_all(reporter);
+    if !leftovers.is_empty() {
+        return Err(Error::Failed(format!(
+            "instance {id}: interrupted removal {} could not be undone:\n  {}\nNothing else was changed; run `apsctl recover` once this is fixed.",
+            op.id,
+            leftovers.join("\n  ")
+        )));
+    }
+    previous.finish(
+        Outcome::RolledBack,
+        Some("interrupted before its commit point; rolled back by the next removal"),
+    )
 }
 
 /// The access changes (step 1) a removal's journal recorded.
