@@ -694,35 +694,43 @@ fn issue_7_a_removal_that_crashed_after_its_commit_point_is_resumed_by_remove() 
         ..Variant::default()
     }));
     let before = w.snapshot();
-    let id = w.install(&reference, &[]);
-    let root = w.root(&id);
-    let db = database_of(&w, &id);
+    // The process dies right after `configure remove` succeeded: after its step, or between
+    // marking the script done and writing the commit point (the removal's sixth journal write).
+    for fault in ["after:configure-remove=crash", "journal-write@6=crash"] {
+        let id = w.install(&reference, &[]);
+        let root = w.root(&id);
+        let db = database_of(&w, &id);
+        fs_err::remove_file(marks.join("actions")).unwrap();
+        let run = w.apsctl_env(
+            &["remove", &id, "--files", "all"],
+            &[("APSCTL_TEST_FAULT", fault)],
+        );
+        assert_eq!(run.code, None, "apsctl was aborted ({fault}): {run:?}");
+        assert_eq!(actions(&marks), "remove\n", "{fault}");
 
-    // The process dies right after `configure remove` succeeded; the administrator runs the
-    // removal again rather than `apsctl recover`.
-    let run = w.apsctl_env(
-        &["remove", &id, "--files", "all"],
-        &[("APSCTL_TEST_FAULT", "after:configure-remove=crash")],
-    );
-    assert_eq!(run.code, None, "apsctl was aborted: {run:?}");
-    assert_eq!(actions(&marks), "install\nremove\n");
-    let run = w.apsctl(&["remove", &id, "--files", "all"]);
-    run.ok();
-    assert!(run.stderr.contains("resuming removal"), "{}", run.stderr);
-    assert_eq!(
-        actions(&marks),
-        "install\nremove\n",
-        "`configure remove` ran once"
-    );
-    assert_gone(&w, &id, &root, &db);
-    assert_eq!(w.snapshot(), before);
-    let run = w.apsctl(&["--json", "recover"]);
-    run.ok();
-    assert_eq!(
-        run.json()["operations"],
-        json!([]),
-        "nothing left to recover"
-    );
+        // The administrator runs the removal again rather than `apsctl recover`.
+        let run = w.apsctl(&["remove", &id, "--files", "all"]);
+        run.ok();
+        assert!(
+            run.stderr.contains("resuming removal"),
+            "{fault}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            actions(&marks),
+            "remove\n",
+            "`configure remove` ran once ({fault})"
+        );
+        assert_gone(&w, &id, &root, &db);
+        assert_eq!(w.snapshot(), before, "{fault}");
+        let run = w.apsctl(&["--json", "recover"]);
+        run.ok();
+        assert_eq!(
+            run.json()["operations"],
+            json!([]),
+            "nothing left to recover ({fault})"
+        );
+    }
     w.finish();
 }
 
