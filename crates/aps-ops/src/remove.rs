@@ -222,9 +222,10 @@ fn choose(opts: &RemoveOptions, loaded: &Loaded, reporter: &dyn Reporter) -> Fil
     })
 }
 
-/// The removal that passed its commit point and stopped, if there is one (with whether it was
-/// interrupted, i.e. has no outcome yet): its `configure remove` already ran and must not run
-/// again.
+/// The removal that passed its commit point (or whose `configure remove` was done when the
+/// commit point could not be written) and stopped, if there is one, with whether it was
+/// interrupted (no outcome yet: its process is gone, since this one holds the instance's lock):
+/// its `configure remove` already ran and must not run again.
 fn committed_removal<'c>(
     ctx: &'c Context,
     loaded: &Loaded,
@@ -233,16 +234,17 @@ fn committed_removal<'c>(
         .store()?
         .journal()
         .latest_operation(&loaded.instance.id, "remove")?;
-    match latest {
-        // Stopped by a failure (the instance is `failed`), or interrupted by a crash (no outcome:
-        // its process is gone, since this one holds the instance's lock).
-        Some(op)
-            if op.committed_at.is_some()
-                && (loaded.instance.state == InstanceState::Failed || op.outcome.is_none()) =>
-        {
-            Ok(Some((Journal::resume(ctx, op.id)?, op.outcome.is_none())))
-        }
-        _ => Ok(None),
+    // Stopped by a failure (the instance is `failed`), or interrupted by a crash.
+    let Some(op) =
+        latest.filter(|op| op.outcome.is_none() || loaded.instance.state == InstanceState::Failed)
+    else {
+        return Ok(None);
+    };
+    let journal = Journal::resume(ctx, op.id)?;
+    if op.committed_at.is_some() || removal_script_done(&journal) {
+        Ok(Some((journal, op.outcome.is_none())))
+    } else {
+        Ok(None)
     }
 }
 
