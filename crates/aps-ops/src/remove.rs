@@ -190,7 +190,7 @@ pub fn remove(
         Err(e) => {
             let e = journal.rollback(reporter, e);
             return Err(Error::Failed(format!(
-                "{e}\nInstance {id} was not removed: its files, databases and records are kept and its access was restored."
+                "{e}\nInstance {id} was not removed: its files, databases and records are kept and its access was restored. When the script cannot succeed any more, `apsctl remove {id} --force` removes the instance without it."
             )));
         }
     }
