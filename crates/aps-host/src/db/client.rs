@@ -301,7 +301,10 @@ fn stream(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return (Err(e), streamed),
         };
-        if let Err(e) = sink.write_all(&buf[..n]).and_then(|()| sink.flush().map(drop)) {
+        if let Err(e) = sink
+            .write_all(&buf[..n])
+            .and_then(|()| sink.flush().map(drop))
+        {
             *sink_error = Some(e);
             return (Ok(()), streamed);
         }

@@ -533,8 +533,10 @@ impl DatabaseServer for Mysql {
             "--default-character-set=utf8mb4".into(),
             format!("--database={}", spec.name).into(),
         ];
-        let mut invocation =
-            Invocation::new(&self.client, format!("load a dump into database `{}`", spec.name));
+        let mut invocation = Invocation::new(
+            &self.client,
+            format!("load a dump into database `{}`", spec.name),
+        );
         invocation.args = args;
         invocation.stdout = Output::Discard;
         invocation.stdin = Input::Local(Box::new(move |sink| {

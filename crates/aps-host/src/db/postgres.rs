@@ -392,9 +392,8 @@ impl DatabaseServer for Postgres {
             format!("--dbname={}", self.conninfo(&spec.login, &spec.name)).into(),
         ];
         invocation.stdout = Output::Discard;
-        invocation.stdin = Input::Local(Box::new(move |sink| {
-            std::io::copy(source, sink).map(drop)
-        }));
+        invocation.stdin =
+            Input::Local(Box::new(move |sink| std::io::copy(source, sink).map(drop)));
         client::run(invocation).map(drop)
     }
 
