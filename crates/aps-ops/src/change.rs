@@ -91,6 +91,12 @@ pub enum Change {
         /// login ours.
         password: String,
     },
+    /// A file apsctl creates for the length of an operation (a backup archive being written
+    /// beside its destination, the `BACKUP_FILE` of a backup script). Undo: remove it.
+    TempFile {
+        /// The file.
+        path: PathBuf,
+    },
     /// A run of the instance's configuration script. Undo: for `install`, `configure remove`
     /// (§11 Q27); for `configure`, `configure configure` again with the stored values, so that
     /// the application agrees with the store; `remove` is never undone (it is the removal's
@@ -140,6 +146,7 @@ impl Change {
             Self::ParentFolder { .. } => "parent-folder",
             Self::FolderMode { .. } => "folder-mode",
             Self::Database { .. } => "database",
+            Self::TempFile { .. } => "temp-file",
             Self::Script { .. } => "script",
         }
     }

@@ -14,8 +14,26 @@ pub enum FileChoice {
     App,
 }
 
+/// How far a long operation (a backup, a restore) got, for a progress bar on a terminal or a
+/// progress stream of the service.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// What it is doing (`files`, `database main`, …).
+    pub phase: &'a str,
+    /// Files done so far.
+    pub files: u64,
+    /// Bytes done so far.
+    pub bytes: u64,
+    /// Bytes in all, when known.
+    pub total_bytes: Option<u64>,
+}
+
 /// The channel from an operation back to its caller.
 pub trait Reporter {
+    /// Progress of a long operation; called often (the edge decides how often to draw).
+    fn progress(&self, _progress: &Progress<'_>) {}
+    /// The long operation's progress is over (the edge clears its bar).
+    fn progress_done(&self) {}
     /// A step of the operation starts (shown as progress on a terminal).
     fn step(&self, message: &str);
     /// Something the user should know that does not stop the operation.

@@ -49,25 +49,7 @@ pub(crate) fn undo(
             Err(e) if e.kind() == aps_store::StoreErrorKind::NotFound => Ok(Undone::Reverted),
             Err(e) => Err(e.into()),
         },
-        Change::SiteFolder { docroot, rel } => {
-            let Some((parent, name)) = Place::open_parent_of(docroot, rel)? else {
-                return Ok(Undone::Reverted);
-            };
-            if stage != Stage::Done {
-                let Ok(dir) = parent.open_dir(name) else {
-                    return Ok(Undone::Reverted);
-                };
-                let info = dir.info().map_err(Error::Site)?;
-                if info.uid != ctx.env.uid() || info.mode & 0o077 != 0 {
-                    return Ok(Undone::Kept(format!(
-                        "folder `{}` was not made by this operation (its creation did not complete)",
-                        Path::new(docroot).join(rel).display()
-                    )));
-                }
-            }
-            parent.remove_tree(name).map_err(Error::Site)?;
-            Ok(Undone::Reverted)
-        }
+        Change::SiteFolder { docroot, rel } => undo_site_folder(ctx, docroot, rel, stage),
         Change::ClaimedFolder {
             docroot,
             rel,
@@ -92,29 +74,7 @@ pub(crate) fn undo(
             dir.set_mode(*mode).map_err(Error::Site)?;
             Ok(Undone::Reverted)
         }
-        Change::ParentFolder { docroot, rel } => {
-            let Some((parent, name)) = Place::open_parent_of(docroot, rel)? else {
-                return Ok(Undone::Reverted);
-            };
-            let Ok(dir) = parent.open_dir(name) else {
-                return Ok(Undone::Reverted);
-            };
-            if stage != Stage::Done && dir.info().map_err(Error::Site)?.uid != ctx.env.uid() {
-                return Ok(Undone::Kept(format!(
-                    "folder `{}` was not made by this operation (its creation did not complete)",
-                    Path::new(docroot).join(rel).display()
-                )));
-            }
-            if dir.is_empty().map_err(Error::Site)? {
-                parent.remove_dir(name).map_err(Error::Site)?;
-                Ok(Undone::Reverted)
-            } else {
-                Ok(Undone::Kept(format!(
-                    "folder `{}` holds files now and stays",
-                    Path::new(docroot).join(rel).display()
-                )))
-            }
-        }
+        Change::ParentFolder { docroot, rel } => undo_parent_folder(ctx, docroot, rel, stage),
         Change::FolderMode { docroot, rel, mode } => {
             if let Some(dir) = (Place {
                 docroot,
@@ -133,10 +93,77 @@ pub(crate) fn undo(
             marker,
             password,
         } => undo_database(ctx, stage, server, name, login, marker, password),
+        Change::TempFile { path } => match fs_err::symlink_metadata(path) {
+            // Removing the entry itself: a link is removed, never followed.
+            Ok(_) => {
+                fs_err::remove_file(path)?;
+                Ok(Undone::Reverted)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Undone::Reverted),
+            Err(e) => Err(e.into()),
+        },
         Change::Script { instance, action } => {
             undo_script(ctx, instance, action, stage, reporter);
             Ok(Undone::Reverted)
         }
+    }
+}
+
+/// A site folder made for an instance root: removed with its content once its creation was
+/// done; before, only while it is still root's and private (else it is not this operation's).
+fn undo_site_folder(
+    ctx: &Context,
+    docroot: &Path,
+    rel: &str,
+    stage: Stage,
+) -> Result<Undone, Error> {
+    let Some((parent, name)) = Place::open_parent_of(docroot, rel)? else {
+        return Ok(Undone::Reverted);
+    };
+    if stage != Stage::Done {
+        let Ok(dir) = parent.open_dir(name) else {
+            return Ok(Undone::Reverted);
+        };
+        let info = dir.info().map_err(Error::Site)?;
+        if info.uid != ctx.env.uid() || info.mode & 0o077 != 0 {
+            return Ok(Undone::Kept(format!(
+                "folder `{}` was not made by this operation (its creation did not complete)",
+                docroot.join(rel).display()
+            )));
+        }
+    }
+    parent.remove_tree(name).map_err(Error::Site)?;
+    Ok(Undone::Reverted)
+}
+
+/// A folder made above an instance root: removed when empty (before its creation was done,
+/// only while it is still root's).
+fn undo_parent_folder(
+    ctx: &Context,
+    docroot: &Path,
+    rel: &str,
+    stage: Stage,
+) -> Result<Undone, Error> {
+    let Some((parent, name)) = Place::open_parent_of(docroot, rel)? else {
+        return Ok(Undone::Reverted);
+    };
+    let Ok(dir) = parent.open_dir(name) else {
+        return Ok(Undone::Reverted);
+    };
+    if stage != Stage::Done && dir.info().map_err(Error::Site)?.uid != ctx.env.uid() {
+        return Ok(Undone::Kept(format!(
+            "folder `{}` was not made by this operation (its creation did not complete)",
+            docroot.join(rel).display()
+        )));
+    }
+    if dir.is_empty().map_err(Error::Site)? {
+        parent.remove_dir(name).map_err(Error::Site)?;
+        Ok(Undone::Reverted)
+    } else {
+        Ok(Undone::Kept(format!(
+            "folder `{}` holds files now and stays",
+            docroot.join(rel).display()
+        )))
     }
 }
 

@@ -157,6 +157,7 @@ pub(crate) enum Object {
     },
     Operation(i64),
     KeptDatabase(i64),
+    Schedule(i64),
     Step {
         op: i64,
         seq: u32,
@@ -172,7 +173,7 @@ impl Object {
             Self::Site(_) | Self::DbServer(_) => format!("{self} is not registered"),
             Self::Instance(_) | Self::SystemChange { .. } => format!("{self} does not exist"),
             Self::Operation(_) | Self::Step { .. } => format!("{self} is not in the journal"),
-            Self::KeptDatabase(_) => format!("{self} is not recorded"),
+            Self::KeptDatabase(_) | Self::Schedule(_) => format!("{self} is not recorded"),
         }
     }
 
@@ -201,6 +202,7 @@ impl fmt::Display for Object {
             }
             Self::Operation(op) => write!(f, "operation {op}"),
             Self::KeptDatabase(id) => write!(f, "kept database {id}"),
+            Self::Schedule(id) => write!(f, "backup schedule {id}"),
             Self::Step { op, seq } => write!(f, "step {seq} of operation {op}"),
         }
     }

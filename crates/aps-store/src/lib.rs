@@ -37,6 +37,7 @@ pub mod kept;
 mod migrate;
 pub mod packages;
 pub mod pool;
+pub mod schedules;
 pub mod servers;
 pub mod sites;
 mod sql;
@@ -57,6 +58,7 @@ pub use journal::{Journal, NewOperation, Operation, OperationId, Outcome, Step, 
 pub use kept::{KeptDatabase, KeptDatabases};
 pub use packages::{Package, PackageSummary, Packages};
 pub use pool::{PooledStore, StorePool};
+pub use schedules::{Schedule, Schedules};
 pub use servers::{DbKind, DbServer, DbServers};
 pub use sites::{Site, Sites, WebKind};
 pub use time::Timestamp;
@@ -152,6 +154,11 @@ impl Store {
     /// Application instances and everything recorded about them.
     pub fn instances(&self) -> Instances<'_> {
         Instances::new(self)
+    }
+
+    /// Periodic backups.
+    pub fn schedules(&self) -> Schedules<'_> {
+        Schedules::new(self)
     }
 
     /// Databases kept after their instance was removed.

@@ -24,7 +24,7 @@ use crate::error::{Failure, Repr};
 use crate::{Tx, TxBehavior};
 
 /// Every schema change in order; entry `i` takes the database from `user_version` `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Version 1: packages, sites, database servers, instances and their records, the journal.
 ///
@@ -179,6 +179,25 @@ CREATE TABLE kept_databases (
     kept_at   INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX kept_databases_by_server ON kept_databases (server);
+";
+
+/// Version 3: periodic backups (`apsctl schedule …`).
+///
+/// `instance` is not a foreign key: a schedule of a removed instance is reported by `schedule
+/// run` and removed by the caller. Times are INTEGER milliseconds; `every_secs` the period.
+const V3: &str = r"
+CREATE TABLE schedules (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance    TEXT NOT NULL,
+    every_secs  INTEGER NOT NULL,
+    to_dir      TEXT NOT NULL,
+    keep        INTEGER,
+    created_at  INTEGER NOT NULL,
+    last_at     INTEGER,
+    last_error  TEXT,
+    next_at     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX schedules_by_next ON schedules (next_at);
 ";
 
 /// Brings the database on `conn` up to `migrations.len()`; `path` is for error messages.
