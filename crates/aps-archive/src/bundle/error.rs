@@ -1,8 +1,8 @@
 //! Errors of writing and reading backup bundles, each naming the archive and the entry.
 //!
 //! Main decision: one enum for the bundle format, one sentence per variant, sorted by
-//! [`BundleError::kind`] into the categories a caller maps to exit codes. Every name read from an
-//! archive is shown escaped, so a hostile name cannot forge output. A writer made with
+//! [`BundleError::kind`] into the categories a caller maps to exit codes. Every name is shown
+//! escaped, so a hostile name cannot forge output. A writer made with
 //! [`BundleWriter::new`](super::BundleWriter::new) does not know its file; its messages say
 //! "the backup archive" and the caller adds the path.
 
@@ -75,19 +75,27 @@ pub enum Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::Missing { entry } => write!(f, "`{entry}` is missing"),
-            Problem::Extra { entry } => write!(f, "`{entry}` is not in the manifest"),
+            Problem::Missing { entry } => write!(f, "`{}` is missing", esc(entry)),
+            Problem::Extra { entry } => write!(f, "`{}` is not in the manifest", esc(entry)),
             Problem::Differs {
                 entry,
                 expected,
                 found,
-            } => write!(f, "`{entry}` is {found}, the manifest says {expected}"),
+            } => write!(
+                f,
+                "`{}` is {found}, the manifest says {expected}",
+                esc(entry)
+            ),
             Problem::WrongKind {
                 entry,
                 expected,
                 found,
-            } => write!(f, "`{entry}` is a {found}, the manifest says a {expected}"),
-            Problem::Repeated { entry } => write!(f, "`{entry}` is listed twice"),
+            } => write!(
+                f,
+                "`{}` is a {found}, the manifest says a {expected}",
+                esc(entry)
+            ),
+            Problem::Repeated { entry } => write!(f, "`{}` is listed twice", esc(entry)),
         }
     }
 }
@@ -160,17 +168,17 @@ pub enum BundleError {
         source: io::Error,
     },
     /// The caller asked to write an entry name the format does not allow.
-    #[error("{}: cannot add entry `{entry}`: {reason}", shown(.archive))]
+    #[error("{}: cannot add entry `{entry_shown}`: {reason}", shown(.archive), entry_shown = esc(.entry))]
     BadName {
         /// The archive.
         archive: PathBuf,
-        /// The name, escaped for display.
+        /// The name (messages escape it).
         entry: String,
         /// Why it is refused.
         reason: String,
     },
     /// Reading the data of an entry to be added failed.
-    #[error("{}: cannot read the data of entry `{entry}`", shown(.archive))]
+    #[error("{}: cannot read the data of entry `{entry_shown}`", shown(.archive), entry_shown = esc(.entry))]
     Source {
         /// The archive.
         archive: PathBuf,
@@ -183,9 +191,8 @@ pub enum BundleError {
     /// A file to be added did not have the announced size (it changed while the instance stayed
     /// online). When `retryable`, nothing of it was written and the caller may add it again.
     #[error(
-        "{}: file `{entry}` changed while it was added: it was announced as {size} bytes but {change}",
-        shown(.archive)
-    )]
+        "{}: file `{entry_shown}` changed while it was added: it was announced as {size} bytes but {change}",
+        shown(.archive), entry_shown = esc(.entry))]
     Changed {
         /// The archive.
         archive: PathBuf,
@@ -199,7 +206,7 @@ pub enum BundleError {
         retryable: bool,
     },
     /// Writing into the archive failed.
-    #[error("{}: cannot write entry `{entry}`", shown(.archive))]
+    #[error("{}: cannot write entry `{entry_shown}`", shown(.archive), entry_shown = esc(.entry))]
     Write {
         /// The archive.
         archive: PathBuf,
@@ -211,9 +218,8 @@ pub enum BundleError {
     },
     /// An earlier failure left the archive unusable; nothing more can be added to it.
     #[error(
-        "{}: cannot add entry `{entry}`: the archive was left unusable by the failure of `{failed}`",
-        shown(.archive)
-    )]
+        "{}: cannot add entry `{entry_shown}`: the archive was left unusable by the failure of `{failed_shown}`",
+        shown(.archive), entry_shown = esc(.entry), failed_shown = esc(.failed))]
     Unusable {
         /// The archive.
         archive: PathBuf,
@@ -224,9 +230,8 @@ pub enum BundleError {
     },
     /// A stream grew past the number of chunks the naming scheme allows.
     #[error(
-        "{}: stream `{entry}` needs more than {chunks} chunks; raise the chunk size",
-        shown(.archive)
-    )]
+        "{}: stream `{entry_shown}` needs more than {chunks} chunks; raise the chunk size",
+        shown(.archive), entry_shown = esc(.entry))]
     TooManyChunks {
         /// The archive.
         archive: PathBuf,
@@ -248,9 +253,8 @@ pub enum BundleError {
     },
     /// An entry holds fewer bytes than its header declares (a truncated archive).
     #[error(
-        "{}: entry `{entry}` holds {actual} bytes, fewer than the {declared} its header declares",
-        shown(.archive)
-    )]
+        "{}: entry `{entry_shown}` holds {actual} bytes, fewer than the {declared} its header declares",
+        shown(.archive), entry_shown = esc(.entry))]
     Truncated {
         /// The archive.
         archive: PathBuf,
@@ -262,7 +266,7 @@ pub enum BundleError {
         actual: u64,
     },
     /// An entry name is not valid UTF-8.
-    #[error("{}: entry name `{entry}` is not valid UTF-8", shown(.archive))]
+    #[error("{}: entry name `{entry_shown}` is not valid UTF-8", shown(.archive), entry_shown = esc(.entry))]
     NameNotUtf8 {
         /// The archive.
         archive: PathBuf,
@@ -270,18 +274,18 @@ pub enum BundleError {
         entry: String,
     },
     /// An entry name is not a plain relative path.
-    #[error("{}: entry `{entry}` {problem}", shown(.archive))]
+    #[error("{}: entry `{entry_shown}` {problem}", shown(.archive), entry_shown = esc(.entry))]
     UnsafeName {
         /// The archive.
         archive: PathBuf,
-        /// The name, escaped for display.
+        /// The name (messages escape it).
         entry: String,
         /// What is wrong with it.
         problem: NameProblem,
     },
     /// An entry lies outside the format's places (`files/`, `resources/`, `script/`, the final
     /// `manifest.json`), or a file stands where only chunks may.
-    #[error("{}: entry `{entry}` {reason}", shown(.archive))]
+    #[error("{}: entry `{entry_shown}` {reason}", shown(.archive), entry_shown = esc(.entry))]
     Misplaced {
         /// The archive.
         archive: PathBuf,
@@ -292,7 +296,7 @@ pub enum BundleError {
     },
     /// An entry is not a regular file or folder (link, hard link, device, FIFO, sparse file,
     /// extended header, unknown type).
-    #[error("{}: entry `{entry}` is {what}; backups hold only regular files and folders", shown(.archive))]
+    #[error("{}: entry `{entry_shown}` is {what}; backups hold only regular files and folders", shown(.archive), entry_shown = esc(.entry))]
     Special {
         /// The archive.
         archive: PathBuf,
@@ -302,7 +306,7 @@ pub enum BundleError {
         what: String,
     },
     /// Two entries have the same name.
-    #[error("{}: duplicate entry `{entry}`", shown(.archive))]
+    #[error("{}: duplicate entry `{entry_shown}`", shown(.archive), entry_shown = esc(.entry))]
     Duplicate {
         /// The archive.
         archive: PathBuf,
@@ -310,7 +314,7 @@ pub enum BundleError {
         entry: String,
     },
     /// An entry lies below an entry that is a file.
-    #[error("{}: entry `{entry}` lies inside `{parent}`, which is a file", shown(.archive))]
+    #[error("{}: entry `{entry_shown}` lies inside `{parent_shown}`, which is a file", shown(.archive), entry_shown = esc(.entry), parent_shown = esc(.parent))]
     InsideFile {
         /// The archive.
         archive: PathBuf,
@@ -320,7 +324,7 @@ pub enum BundleError {
         parent: String,
     },
     /// A file entry has the name of a folder that earlier entries lie in.
-    #[error("{}: file entry `{entry}` has the name of a folder that earlier entries lie in", shown(.archive))]
+    #[error("{}: file entry `{entry_shown}` has the name of a folder that earlier entries lie in", shown(.archive), entry_shown = esc(.entry))]
     FileOverFolder {
         /// The archive.
         archive: PathBuf,
@@ -328,7 +332,7 @@ pub enum BundleError {
         entry: String,
     },
     /// A folder entry declares content.
-    #[error("{}: folder entry `{entry}` has content", shown(.archive))]
+    #[error("{}: folder entry `{entry_shown}` has content", shown(.archive), entry_shown = esc(.entry))]
     FolderWithData {
         /// The archive.
         archive: PathBuf,
@@ -344,7 +348,7 @@ pub enum BundleError {
         detail: String,
     },
     /// A chunk of a stream is missing or out of order.
-    #[error("{}: chunk `{entry}` {detail}", shown(.archive))]
+    #[error("{}: chunk `{entry_shown}` {detail}", shown(.archive), entry_shown = esc(.entry))]
     ChunkOrder {
         /// The archive.
         archive: PathBuf,
@@ -354,7 +358,7 @@ pub enum BundleError {
         detail: String,
     },
     /// An entry follows `manifest.json`, which must be last.
-    #[error("{}: entry `{entry}` follows `manifest.json`, which must be the last entry", shown(.archive))]
+    #[error("{}: entry `{entry_shown}` follows `manifest.json`, which must be the last entry", shown(.archive), entry_shown = esc(.entry))]
     AfterManifest {
         /// The archive.
         archive: PathBuf,
@@ -385,7 +389,7 @@ pub enum BundleError {
     },
     /// The entries add up to more than
     /// [`BundleLimits::max_total_bytes`](super::BundleLimits::max_total_bytes).
-    #[error("{}: entry `{entry}` takes the content past the limit of {limit} bytes", shown(.archive))]
+    #[error("{}: entry `{entry_shown}` takes the content past the limit of {limit} bytes", shown(.archive), entry_shown = esc(.entry))]
     TooLarge {
         /// The archive.
         archive: PathBuf,
@@ -396,7 +400,7 @@ pub enum BundleError {
     },
     /// One entry is larger than its limit ([`BundleLimits::max_entry_bytes`](super::BundleLimits::max_entry_bytes),
     /// or [`BundleLimits::max_manifest_bytes`](super::BundleLimits::max_manifest_bytes) for the manifest).
-    #[error("{}: entry `{entry}` declares {size} bytes, more than the {limit} allowed", shown(.archive))]
+    #[error("{}: entry `{entry_shown}` declares {size} bytes, more than the {limit} allowed", shown(.archive), entry_shown = esc(.entry))]
     EntryTooLarge {
         /// The archive.
         archive: PathBuf,
@@ -424,7 +428,7 @@ pub enum BundleError {
         problems: Problems,
     },
     /// The caller's visitor failed on an entry (see [`BundleError::visit`]).
-    #[error("{}: restoring entry `{entry}` failed", shown(.archive))]
+    #[error("{}: restoring entry `{entry_shown}` failed", shown(.archive), entry_shown = esc(.entry))]
     Visit {
         /// The archive (filled in by the reader).
         archive: PathBuf,
@@ -518,10 +522,16 @@ fn shown(archive: &Path) -> String {
     }
 }
 
+/// A name as messages show it: control characters escaped, so a hostile name cannot forge
+/// output.
+fn esc(name: &str) -> String {
+    crate::name::display(name.as_bytes())
+}
+
 /// Where in the archive the damage is.
 fn position(near: Option<&str>) -> String {
     match near {
-        Some(entry) => format!("near entry `{entry}`"),
+        Some(entry) => format!("near entry `{}`", esc(entry)),
         None => "before its first entry".to_owned(),
     }
 }

@@ -25,7 +25,7 @@ use super::names::{self, Conflict, NameSet, Role};
 use super::{
     BundleEntry, BundleError, BundleLimits, Digest, Expected, Problem, Problems, Verified,
 };
-use crate::name::{self as entry_name, RawNameError};
+use crate::name::RawNameError;
 
 /// Largest zstd window a decoder may allocate (8 MiB, what level 19 uses): a hostile frame
 /// cannot make the reader reserve more.
@@ -176,8 +176,8 @@ fn walk(
             last: None,
             manifest_seen: false,
         };
-        let walked = run(&mut walker, hashing, visit)?;
-        (walked, walker.last)
+        let read = run(&mut walker, hashing, visit)?;
+        (read, walker.last)
     };
     check_trailing(archive.into_inner(), path, last)?;
     Ok(walked)
@@ -190,25 +190,14 @@ fn run(
     visit: &mut dyn FnMut(BundleEntry<'_>) -> Result<(), BundleError>,
 ) -> Result<Walked, BundleError> {
     let archive = walker.archive;
-    let fill = |error: BundleError| match error {
-        BundleError::Visit {
-            archive: ref shown,
-            entry,
-            source,
-        } if shown.as_os_str().is_empty() => BundleError::Visit {
-            archive: archive.to_path_buf(),
-            entry,
-            source,
-        },
-        other => other,
-    };
+    let mut visit = |entry: BundleEntry<'_>| visit(entry).map_err(|error| fill(error, archive));
     let mut found = Vec::new();
     let mut scratch = vec![0u8; DRAIN_BUFFER];
     let mut manifest = None;
     while let Some(item) = walker.next_item()? {
         match item {
             Item::Dir { name, mode } => {
-                visit(BundleEntry::Dir { name: &name, mode }).map_err(fill)?;
+                visit(BundleEntry::Dir { name: &name, mode })?;
                 if hashing == Hashing::Compute {
                     found.push(Found::Dir(name));
                 }
@@ -232,16 +221,9 @@ fn run(
                     size,
                     data: &mut reader,
                 });
-                drain(&mut reader, &mut scratch, visited.map_err(fill))?;
-                if let Some(failure) = reader.failure.take() {
-                    return Err(failure);
-                }
-                if let Some(hasher) = reader.hasher.take() {
-                    let digest = Digest {
-                        size,
-                        sha256: hasher.finalize().into(),
-                    };
-                    found.push(Found::File(name, digest));
+                let hasher = finish_reader(&mut reader, &mut scratch, visited)?;
+                if let Some(hasher) = hasher {
+                    found.push(Found::File(name, digest(size, hasher)));
                 }
             }
             Item::Chunk {
@@ -257,8 +239,8 @@ fn run(
                         entry: name,
                         detail: format!(
                             "does not follow `{}`; a stream starts at `{}`",
-                            names::chunk_name(&base, index - 1),
-                            names::chunk_name(&base, 0)
+                            crate::name::display(names::chunk_name(&base, index - 1).as_bytes()),
+                            crate::name::display(names::chunk_name(&base, 0).as_bytes())
                         ),
                     });
                 }
@@ -277,33 +259,15 @@ fn run(
                     name: &base,
                     data: &mut reader,
                 });
-                drain(&mut reader, &mut scratch, visited.map_err(fill))?;
-                if let Some(failure) = reader.failure.take() {
-                    return Err(failure);
-                }
+                let hasher = finish_reader(&mut reader, &mut scratch, visited)?;
                 let size = reader.size;
-                if let Some(hasher) = reader.hasher.take() {
-                    let digest = Digest {
-                        size,
-                        sha256: hasher.finalize().into(),
-                    };
-                    found.push(Found::Stream(base, digest));
+                if let Some(hasher) = hasher {
+                    found.push(Found::Stream(base, digest(size, hasher)));
                 }
             }
             Item::Manifest { size, entry } => {
-                let mut data = Data::new(entry, size);
-                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                data.entry
-                    .read_to_end(&mut bytes)
-                    .map_err(|source| BundleError::Corrupt {
-                        archive: archive.to_path_buf(),
-                        near: Some(names::MANIFEST.to_owned()),
-                        source,
-                    })?;
-                data.read = bytes.len() as u64;
-                data.complete(archive, names::MANIFEST)?;
-                visit(BundleEntry::Manifest).map_err(fill)?;
-                manifest = Some(bytes);
+                manifest = Some(read_manifest(archive, Data::new(entry, size))?);
+                visit(BundleEntry::Manifest)?;
             }
         }
     }
@@ -318,32 +282,77 @@ fn run(
     })
 }
 
-/// Reads what the visitor left of `reader`, after its result `visited`: a failure of the
-/// reader itself (kept in it) wins over the visitor's, which it probably caused.
-fn drain(
-    reader: &mut dyn Kept,
+/// Names the archive in a visitor's [`BundleError::Visit`].
+fn fill(error: BundleError, archive: &Path) -> BundleError {
+    match error {
+        BundleError::Visit {
+            archive: shown,
+            entry,
+            source,
+        } if shown.as_os_str().is_empty() => BundleError::Visit {
+            archive: archive.to_path_buf(),
+            entry,
+            source,
+        },
+        other => other,
+    }
+}
+
+fn digest(size: u64, hasher: Sha256) -> Digest {
+    Digest {
+        size,
+        sha256: hasher.finalize().into(),
+    }
+}
+
+/// The manifest's bytes.
+fn read_manifest(archive: &Path, mut data: Data<'_>) -> Result<Vec<u8>, BundleError> {
+    let mut bytes = Vec::with_capacity(usize::try_from(data.declared).unwrap_or(0));
+    data.entry
+        .read_to_end(&mut bytes)
+        .map_err(|source| BundleError::Corrupt {
+            archive: archive.to_path_buf(),
+            near: Some(names::MANIFEST.to_owned()),
+            source,
+        })?;
+    data.read = bytes.len() as u64;
+    data.complete(archive, names::MANIFEST)?;
+    Ok(bytes)
+}
+
+/// After the visitor's result `visited`, reads what it left of `reader` and returns the hasher.
+/// A failure of the reader itself (kept in it) wins over the visitor's, which it probably
+/// caused.
+fn finish_reader<R: Kept>(
+    reader: &mut R,
     scratch: &mut [u8],
     visited: Result<(), BundleError>,
-) -> Result<(), BundleError> {
-    if reader.failed() {
-        return Ok(());
+) -> Result<Option<Sha256>, BundleError> {
+    if let Some(failure) = reader.failure() {
+        return Err(failure);
     }
     visited?;
     loop {
         match reader.read(scratch) {
-            Ok(0) => return Ok(()),
+            Ok(0) => break,
             Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            // The reader kept the failure.
-            Err(_) if reader.failed() => return Ok(()),
-            Err(source) => return Err(BundleError::visit("?", source)),
+            // Every other error of these readers is kept in them.
+            Err(_) => break,
         }
+    }
+    match reader.failure() {
+        Some(failure) => Err(failure),
+        None => Ok(reader.hasher()),
     }
 }
 
-/// A reader that keeps the [`BundleError`] behind an `io::Error` it returned.
+/// A reader that keeps the [`BundleError`] behind an `io::Error` it returned, and maybe hashes.
 trait Kept: Read {
-    fn failed(&self) -> bool;
+    /// Takes the kept failure.
+    fn failure(&mut self) -> Option<BundleError>;
+    /// Takes the hasher.
+    fn hasher(&mut self) -> Option<Sha256>;
 }
 
 /// One checked entry, before its data is read.
@@ -448,15 +457,47 @@ impl<'a> Walker<'a, '_> {
         size: u64,
         entry: tar::Entry<'a, Source>,
     ) -> Result<Item<'a>, BundleError> {
-        let archive = || self.archive.to_path_buf();
-        let shown = entry_name::display(raw);
         self.entries_seen += 1;
         if self.entries_seen > self.limits.max_entries {
             return Err(BundleError::TooManyEntries {
-                archive: archive(),
+                archive: self.archive.to_path_buf(),
                 limit: self.limits.max_entries,
             });
         }
+        let (name, is_dir, role) = self.place(raw, kind)?;
+        self.account(&name, is_dir, &role, size)?;
+        let mode = entry
+            .header()
+            .mode()
+            .map_err(|source| self.corrupt(source))?
+            & 0o777;
+        self.last = Some(name.clone());
+        Ok(match role {
+            Role::Dir => Item::Dir { name, mode },
+            Role::File => Item::File {
+                name,
+                mode,
+                size,
+                entry,
+            },
+            Role::Chunk { base, index } => Item::Chunk {
+                name,
+                base,
+                index,
+                size,
+                entry,
+            },
+            Role::Manifest => {
+                self.manifest_seen = true;
+                Item::Manifest { size, entry }
+            }
+        })
+    }
+
+    /// The checks of type, name and place: the checked name, whether it is a folder, its role.
+    fn place(&self, raw: &[u8], kind: EntryType) -> Result<(String, bool, Role), BundleError> {
+        let archive = || self.archive.to_path_buf();
+        let shown = String::from_utf8_lossy(raw).into_owned();
         let is_dir = match kind {
             EntryType::Regular => false,
             EntryType::Directory => true,
@@ -493,15 +534,26 @@ impl<'a> Walker<'a, '_> {
         if checked.has_trailing_slash && !is_dir {
             return Err(misplaced("is a file whose name ends in `/`"));
         }
-        let name = checked.path;
-        let role = names::role(&name, is_dir).map_err(misplaced)?;
+        let role = names::role(&checked.path, is_dir).map_err(misplaced)?;
+        Ok((checked.path, is_dir, role))
+    }
+
+    /// The checks of sizes and of the name against the names before it.
+    fn account(
+        &mut self,
+        name: &str,
+        is_dir: bool,
+        role: &Role,
+        size: u64,
+    ) -> Result<(), BundleError> {
+        let archive = || self.archive.to_path_buf();
         if is_dir && size > 0 {
             return Err(BundleError::FolderWithData {
                 archive: archive(),
-                entry: name,
+                entry: name.to_owned(),
             });
         }
-        let limit = if role == Role::Manifest {
+        let limit = if *role == Role::Manifest {
             self.limits.max_manifest_bytes
         } else {
             self.limits.max_entry_bytes
@@ -509,7 +561,7 @@ impl<'a> Walker<'a, '_> {
         if size > limit {
             return Err(BundleError::EntryTooLarge {
                 archive: archive(),
-                entry: name,
+                entry: name.to_owned(),
                 size,
                 limit,
             });
@@ -519,54 +571,28 @@ impl<'a> Walker<'a, '_> {
             _ => {
                 return Err(BundleError::TooLarge {
                     archive: archive(),
-                    entry: name,
+                    entry: name.to_owned(),
                     limit: self.limits.max_total_bytes,
                 });
             }
         };
-        if let Err(conflict) = self.names.insert(&name, is_dir) {
-            return Err(match conflict {
+        self.names
+            .insert(name, is_dir)
+            .map_err(|conflict| match conflict {
                 Conflict::Duplicate => BundleError::Duplicate {
                     archive: archive(),
-                    entry: name,
+                    entry: name.to_owned(),
                 },
                 Conflict::InsideFile(parent) => BundleError::InsideFile {
                     archive: archive(),
-                    entry: name,
+                    entry: name.to_owned(),
                     parent,
                 },
                 Conflict::FileOverFolder => BundleError::FileOverFolder {
                     archive: archive(),
-                    entry: name,
+                    entry: name.to_owned(),
                 },
-            });
-        }
-        let mode = entry
-            .header()
-            .mode()
-            .map_err(|source| self.corrupt(source))?
-            & 0o777;
-        self.last = Some(name.clone());
-        Ok(match role {
-            Role::Dir => Item::Dir { name, mode },
-            Role::File => Item::File {
-                name,
-                mode,
-                size,
-                entry,
-            },
-            Role::Chunk { base, index } => Item::Chunk {
-                name,
-                base,
-                index,
-                size,
-                entry,
-            },
-            Role::Manifest => {
-                self.manifest_seen = true;
-                Item::Manifest { size, entry }
-            }
-        })
+            })
     }
 
     fn corrupt(&self, source: io::Error) -> BundleError {
@@ -673,8 +699,12 @@ impl Read for EntryReader<'_, '_> {
 }
 
 impl Kept for EntryReader<'_, '_> {
-    fn failed(&self) -> bool {
-        self.failure.is_some()
+    fn failure(&mut self) -> Option<BundleError> {
+        self.failure.take()
+    }
+
+    fn hasher(&mut self) -> Option<Sha256> {
+        self.hasher.take()
     }
 }
 
@@ -715,7 +745,10 @@ impl ChunkReader<'_, '_, '_, '_> {
                     return Err(BundleError::ChunkOrder {
                         archive: self.walker.archive.to_path_buf(),
                         entry: name,
-                        detail: format!("follows `{}`; chunks must be consecutive", self.chunk),
+                        detail: format!(
+                            "follows `{}`; chunks must be consecutive",
+                            crate::name::display(self.chunk.as_bytes())
+                        ),
                     });
                 }
                 let limit = self.walker.limits.max_entry_bytes;
@@ -779,8 +812,12 @@ impl Read for ChunkReader<'_, '_, '_, '_> {
 }
 
 impl Kept for ChunkReader<'_, '_, '_, '_> {
-    fn failed(&self) -> bool {
-        self.failure.is_some()
+    fn failure(&mut self) -> Option<BundleError> {
+        self.failure.take()
+    }
+
+    fn hasher(&mut self) -> Option<Sha256> {
+        self.hasher.take()
     }
 }
 

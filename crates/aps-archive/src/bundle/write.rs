@@ -282,7 +282,7 @@ impl<W: Write> BundleWriter<W> {
         match &self.broken {
             Some(failed) => Err(BundleError::Unusable {
                 archive: self.archive.clone(),
-                entry: crate::name::display(name.as_bytes()),
+                entry: name.to_owned(),
                 failed: failed.clone(),
             }),
             None => Ok(()),
@@ -292,7 +292,7 @@ impl<W: Write> BundleWriter<W> {
     fn bad_name(&self, name: &str, reason: String) -> BundleError {
         BundleError::BadName {
             archive: self.archive.clone(),
-            entry: crate::name::display(name.as_bytes()),
+            entry: name.to_owned(),
             reason,
         }
     }
@@ -300,7 +300,10 @@ impl<W: Write> BundleWriter<W> {
     fn conflict(&self, name: &str, conflict: &Conflict) -> BundleError {
         let reason = match conflict {
             Conflict::Duplicate => "is already in the archive".to_owned(),
-            Conflict::InsideFile(parent) => format!("lies inside the file `{parent}`"),
+            Conflict::InsideFile(parent) => format!(
+                "lies inside the file `{}`",
+                crate::name::display(parent.as_bytes())
+            ),
             Conflict::FileOverFolder => {
                 "is a file with the name of a folder other entries lie in".to_owned()
             }
