@@ -43,7 +43,8 @@ pub struct BundleOptions {
     /// zstd compression level, from zstd's fastest negative levels to 19 (default 3). Levels 20
     /// to 22 are refused: their windows exceed what [`verify`] lets a decoder allocate.
     pub level: i32,
-    /// Compression worker threads; 0 (default) uses every available core, like `zstd -T0`.
+    /// Compression worker threads; 0 (default) uses every available core like `zstd -T0`, at
+    /// most 16. Memory grows by about 2 MiB per worker beyond 16.
     pub threads: u32,
     /// Size of each chunk of a stream, and the largest file that is buffered before it is
     /// written (so that a change while it is read leaves the archive untouched); default 8 MiB,
