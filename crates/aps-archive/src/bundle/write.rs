@@ -30,10 +30,10 @@ const MAX_CHUNK_SIZE: u64 = 1 << 30;
 const COPY_BUFFER: usize = 256 * 1024;
 /// Input held by all compression jobs together, roughly: zstd's own job size at level 3 (8 MiB,
 /// four windows) costs about 10 MiB of buffers per worker, 63 MiB of peak memory with two
-/// workers; jobs of `JOB_BUDGET / workers` keep the compressor near 30 MiB for any count up to
-/// [`MAX_AUTO_WORKERS`], at under 1% of compression ratio for jobs of 4 MiB (measured on 250 MB of
-/// text).
-const JOB_BUDGET: u32 = 16 << 20;
+/// workers; jobs of `JOB_BUDGET / workers` keep the whole writer near 45 MiB for any count up
+/// to [`MAX_AUTO_WORKERS`] (measured), at under 1% of compression ratio for jobs of 4 MiB and
+/// about 2% for 3 MiB (250 MB of text).
+const JOB_BUDGET: u32 = 12 << 20;
 /// The smallest job size used (zstd's minimum is 512 KiB; smaller jobs lose ratio fast).
 const MIN_JOB: u32 = 1 << 20;
 /// The largest job size used.

@@ -15,13 +15,13 @@ use aps_archive::bundle::{Digest, Expected};
 pub fn manifest_of(expected: &Expected) -> Vec<u8> {
     let mut out = String::new();
     for (name, d) in &expected.files {
-        writeln!(out, "file {} {} {name}", d.sha256_hex(), d.size).unwrap();
+        writeln!(out, "file {} {} {name}", d.sha256_hex(), d.size).expect("test setup");
     }
     for (name, d) in &expected.streams {
-        writeln!(out, "stream {} {} {name}", d.sha256_hex(), d.size).unwrap();
+        writeln!(out, "stream {} {} {name}", d.sha256_hex(), d.size).expect("test setup");
     }
     for name in &expected.dirs {
-        writeln!(out, "dir {name}").unwrap();
+        writeln!(out, "dir {name}").expect("test setup");
     }
     out.into_bytes()
 }
@@ -143,7 +143,7 @@ pub fn tar_of(entries: &[Raw]) -> Vec<u8> {
 
 /// Compresses `tar` into the file `path` as a backup would be.
 pub fn write_zst(path: &Path, tar: &[u8]) {
-    fs_err::write(path, zstd::encode_all(tar, 3).unwrap()).unwrap();
+    fs_err::write(path, zstd::encode_all(tar, 3).expect("test setup")).expect("test setup");
 }
 
 /// A reader of `size` pseudo-random bytes (xorshift; compresses poorly, like real data).
@@ -163,7 +163,9 @@ impl Noise {
 
 impl Read for Noise {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         for chunk in buf[..n].chunks_mut(8) {
             self.state ^= self.state << 13;
             self.state ^= self.state >> 7;
@@ -180,11 +182,11 @@ pub fn pour(data: &mut dyn Read, out: &mut dyn Write) -> u64 {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0;
     loop {
-        let n = data.read(&mut buf).unwrap();
+        let n = data.read(&mut buf).expect("test setup");
         if n == 0 {
             return total;
         }
-        out.write_all(&buf[..n]).unwrap();
+        out.write_all(&buf[..n]).expect("test setup");
         total += n as u64;
     }
 }
