@@ -37,7 +37,7 @@ MYSQL_HOST=127.0.0.1
 MYSQL_PORT=3306
 PG_HOST=127.0.0.1
 PACKAGES=(mariadb-server mariadb-client postgresql php-cli php-mysql php-pgsql php-sqlite3
-    php-mbstring unzip zip sqlite3)
+    php-mbstring unzip zip sqlite3 zstd)
 
 log() { echo "services.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -15,10 +15,14 @@
 //!
 //! Known gaps: extraction creates parent folders by path (checking that no symlink is in the
 //! way) rather than through directory handles, so it relies on the staging folder being private
-//! to the caller; tar.zst backup bundles are not handled here yet.
+//! to the caller.
+//!
+//! Backup archives (`.tar.zst`) are the other format of this crate, in [`bundle`]: written by
+//! apsctl, read back as untrusted input under the same rules.
 #![deny(missing_docs)]
 
 mod archive;
+pub mod bundle;
 mod error;
 mod extract;
 mod listing;
