@@ -418,6 +418,8 @@ fn write_archive(
             let digest = writer
                 .add_file(SCRIPT_FILE, &mut data, size, 0o600, 0)
                 .map_err(|e| Error::Failed(crate::error::chain(&e)))?;
+            // In the archive now: the temporary file goes (seed sub-step 3.3 on success too).
+            fs_err::remove_file(path)?;
             Some(ManifestScript {
                 name: script.decl.name.clone(),
                 sufficient: script.decl.sufficient,

@@ -472,3 +472,205 @@ fn issue_8_a_restore_needs_the_package_in_the_repository() {
     assert!(!w.mysql.databases().contains(&db));
     w.finish();
 }
+
+/// The package's configuration script doubles as its backup script: `backup` writes a line into
+/// `BACKUP_FILE`; `restore` copies `BACKUP_FILE` into the instance root; `hold` in the test's
+/// folder makes `backup` wait (a backup that takes its time).
+const BACKUP_SCRIPT: &str = r"<?php
+$action = $argv[1] ?? '';
+if ($action === 'backup') {
+    $hold = getenv('SETTINGS_title');
+    file_put_contents(getenv('BACKUP_FILE'), 'kept by the backup script of ' . getenv('BASE_URL_PATH') . PHP_EOL);
+    if ($hold !== false && is_dir($hold)) {
+        touch($hold . '/running');
+        while (!file_exists($hold . '/go')) { usleep(20000); }
+    }
+    exit(0);
+}
+if ($action === 'restore') {
+    copy(getenv('BACKUP_FILE'), getenv('WEB___DIR') . '/restored-by-script.txt');
+    exit(0);
+}
+require __DIR__ . '/configure.real';
+";
+
+/// A guestbook whose configuration script is also its backup script.
+fn with_backup_script(w: &World, sufficient: bool, release: &'static str) -> String {
+    let decl = if sufficient {
+        "</configuration-script>\n      <backup-script name=\"configure\"><script-language>php</script-language><sufficient/></backup-script>"
+    } else {
+        "</configuration-script>\n      <backup-script name=\"configure\"><script-language>php</script-language></backup-script>"
+    };
+    let edits = [("</configuration-script>", decl)];
+    w.import(&w.variant_package(&Variant {
+        release,
+        wrapper: Some(BACKUP_SCRIPT),
+        meta_edits: &edits,
+    }))
+}
+
+/// Issue 8, seed steps 1.1 and 3: with a backup script the archive holds its `BACKUP_FILE`;
+/// without `<sufficient/>` apsctl dumps the databases too, with it it does not, and a restore
+/// creates empty databases and lets the script's `restore` fill the instance.
+#[test]
+fn issue_8_backup_scripts_with_and_without_sufficient() {
+    let w = world(7);
+    for (sufficient, release, path) in [(false, "2", "plain"), (true, "3", "sufficient")] {
+        let reference = with_backup_script(&w, sufficient, release);
+        let id = w.install(&reference, &["--path", path]);
+        let archive = folder(&w, "backups").join(format!("{path}.tar.zst"));
+        let run = w.apsctl(&[
+            "--json",
+            "backup",
+            &id,
+            "--to",
+            &archive.display().to_string(),
+        ]);
+        run.ok();
+        assert_eq!(run.json()["backup_script"], true);
+        let plain = w.dir.join(format!("plain-{path}"));
+        unpack(&archive, &plain);
+        let saved = fs_err::read_to_string(plain.join("script/backup-file")).unwrap();
+        assert!(saved.contains(&format!("/{path}/")), "{saved}");
+        assert_eq!(
+            plain.join("resources").exists(),
+            !sufficient,
+            "apsctl dumps the databases unless the script is sufficient"
+        );
+        let run = w.apsctl(&[
+            "--json",
+            "restore",
+            "--from",
+            &archive.display().to_string(),
+            "--site",
+            &w.site,
+            "--path",
+            &format!("{path}-copy"),
+        ]);
+        run.ok();
+        let copy = run.json()["instance"].as_str().unwrap().to_owned();
+        w.adopt(&copy);
+        let copy_root = w.root(&copy);
+        assert_eq!(
+            fs_err::read_to_string(copy_root.join("restored-by-script.txt")).unwrap(),
+            saved,
+            "the script's restore got BACKUP_FILE"
+        );
+        let db = database_of(&w, &copy);
+        let tables = w.mysql.query(&format!("SHOW TABLES FROM `{db}`"));
+        assert_eq!(
+            tables.is_empty(),
+            sufficient,
+            "with <sufficient/> the databases are created empty for the script: {tables:?}"
+        );
+        // No BACKUP_FILE is left in either private tmp/.
+        for instance in [&id, &copy] {
+            let tmp = w.home.join("instances").join(instance).join("tmp");
+            assert!(names(&tmp).is_empty(), "{}", tmp.display());
+        }
+    }
+    w.finish();
+}
+
+/// Issue 8: a second backup of an instance while one runs is refused clearly; the instance stays
+/// served meanwhile; a backup killed while its script runs leaves nothing after `recover`.
+#[test]
+fn issue_8_a_running_backup_holds_the_instance_and_a_killed_one_leaves_nothing() {
+    let w = world(8);
+    let reference = with_backup_script(&w, false, "2");
+    let hold = folder(&w, "hold");
+    World::run_tool("chmod", &["777", &hold.display().to_string()]);
+    let hold_text = hold.display().to_string();
+    let id = w.install(&reference, &["--set", &format!("title={hold_text}")]);
+    let root = w.root(&id);
+    let out = folder(&w, "backups");
+    let archive = out.join("slow.tar.zst");
+    let mut slow = w
+        .apsctl_background(&["backup", &id, "--to", &archive.display().to_string()])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !hold.join("running").exists() {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the backup script never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = w.apsctl(&[
+        "backup",
+        &id,
+        "--to",
+        &out.join("second.tar.zst").display().to_string(),
+    ]);
+    run.fails_with(5);
+    assert!(run.stderr.contains("backup of instance"), "{}", run.stderr);
+    assert!(front_page(&w, &root).contains(&hold_text), "still served");
+    // Killed while its script waits: nothing is left once `recover` ran.
+    slow.kill().unwrap();
+    slow.wait().unwrap();
+    fs_err::write(hold.join("go"), "").unwrap();
+    w.apsctl(&["recover"]).ok();
+    assert!(names(&out).is_empty(), "{:?}", names(&out));
+    let tmp = w.home.join("instances").join(&id).join("tmp");
+    assert!(names(&tmp).is_empty(), "{:?}", names(&tmp));
+    w.finish();
+}
+
+/// Issue 8, the seed's other failure exits: a backup script in a language the site cannot run is
+/// refused before anything runs (1.2); a backup script that fails is shown and leaves nothing
+/// (3.3).
+#[test]
+fn issue_8_a_backup_script_that_cannot_run_or_fails_leaves_nothing() {
+    let w = world(9);
+    let out = folder(&w, "backups");
+    // The script's language has no interpreter in apsctl's registry.
+    let edits = [(
+        "</configuration-script>",
+        "</configuration-script>\n      <backup-script name=\"configure\"><script-language>tcl</script-language></backup-script>",
+    )];
+    let reference = w.import(&w.variant_package(&Variant {
+        release: "4",
+        meta_edits: &edits,
+        ..Variant::default()
+    }));
+    let id = w.install(&reference, &["--path", "tcl"]);
+    let run = w.apsctl(&["backup", &id, "--to-dir", &out.display().to_string()]);
+    run.fails_with(INVALID);
+    assert!(run.stderr.contains("tcl"), "{}", run.stderr);
+    assert!(
+        w.sql("SELECT count(*) FROM operations WHERE kind = 'backup'") == ["0"],
+        "refused before anything ran"
+    );
+    // The script fails: its own message is shown.
+    const FAILING: &str = r"<?php
+if (($argv[1] ?? '') === 'backup') {
+    file_put_contents(getenv('BACKUP_FILE'), 'half');
+    fwrite(STDERR, 'the application refuses to be backed up today' . PHP_EOL);
+    exit(3);
+}
+require __DIR__ . '/configure.real';
+";
+    let edits = [(
+        "</configuration-script>",
+        "</configuration-script>\n      <backup-script name=\"configure\"><script-language>php</script-language></backup-script>",
+    )];
+    let reference = w.import(&w.variant_package(&Variant {
+        release: "5",
+        wrapper: Some(FAILING),
+        meta_edits: &edits,
+    }));
+    let id = w.install(&reference, &["--path", "failing"]);
+    let run = w.apsctl(&["backup", &id, "--to-dir", &out.display().to_string()]);
+    run.fails_with(FAILED);
+    assert!(
+        run.stderr
+            .contains("the application refuses to be backed up today"),
+        "{}",
+        run.stderr
+    );
+    assert!(names(&out).is_empty(), "{:?}", names(&out));
+    let tmp = w.home.join("instances").join(&id).join("tmp");
+    assert!(names(&tmp).is_empty(), "{:?}", names(&tmp));
+    w.finish();
+}
