@@ -7,7 +7,7 @@ incompressible, some compressible), spread over a few hundred nested folders bel
 The same seed always gives the same bytes. No APP-LIST.xml is written: `apsctl package build`
 adds it.
 
-Usage: genpkg.py OUT_DIR [--files N] [--megabytes M] [--seed S]
+Usage: genpkg.py OUT_DIR [--files N] [--megabytes M] [--seed S] [--mysql]
 """
 
 import argparse
@@ -75,7 +75,7 @@ META = """<?xml version="1.0" encoding="UTF-8"?>
       </setting>
     </settings>
     <requirements xmlns:php="http://apstandard.com/ns/1/php">
-      <php:version min="7.0"/>
+      <php:version min="7.0"/>{db_requirement}
     </requirements>
     <provision>
       <url-mapping>
@@ -236,6 +236,8 @@ def main():
     parser.add_argument("--files", type=int, default=3000)
     parser.add_argument("--megabytes", type=float, default=50)
     parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--mysql", action="store_true",
+                        help="declare a MariaDB/MySQL database (db:id `main`)")
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -269,7 +271,14 @@ def main():
         rel = "{}/{}{}{}".format(rng.choice(dirs), rng.choice(WORDS), i, rng.choice(exts))
         write(rel, binary(rng, size))
     code_bytes = written
-    write("APP-META.xml", META.format(installed_size=code_bytes).encode())
+    db = ("""
+      <db:db xmlns:db="http://apstandard.com/ns/1/db">
+        <db:id>main</db:id>
+        <db:default-name>bench</db:default-name>
+        <db:server-type>mysql</db:server-type>
+        <db:server-min-version>5.0</db:server-min-version>
+      </db:db>""" if args.mysql else "")
+    write("APP-META.xml", META.format(installed_size=code_bytes, db_requirement=db).encode())
     write("LICENSE.txt", LICENSE.encode())
     write("images/icon.png", png(32, 32, (40, 120, 200)))
     write("scripts/configure", CONFIGURE.encode())

@@ -126,15 +126,19 @@ pub(crate) fn drop(ctx: &Context, db: &InstanceDatabase) -> Result<(), Error> {
         return Ok(());
     };
     let server = server::connect(ctx, server_name)?;
-    // SQLite's NAME is the file's path; the server wants the database's name.
-    let name = if db.kind == aps_store::servers::DbKind::Sqlite {
+    server::drop_database_and_login(server.as_ref(), &server_name_of(db), &db.login)
+}
+
+/// The name the server knows a database by: for SQLite, whose `DB_<id>_NAME` is the file's
+/// path, the database's own name (the file's stem).
+pub(crate) fn server_name_of(db: &InstanceDatabase) -> String {
+    if db.kind == aps_store::servers::DbKind::Sqlite {
         std::path::Path::new(&db.name)
             .file_stem()
             .map_or_else(|| db.name.clone(), |s| s.to_string_lossy().into_owned())
     } else {
         db.name.clone()
-    };
-    server::drop_database_and_login(server.as_ref(), &name, &db.login)
+    }
 }
 
 /// Records `db` of `loaded`'s instance as kept after its removal (`--keep-databases`), with its

@@ -261,20 +261,20 @@ pub(crate) fn deploy(
 }
 
 /// The instance root as [`make_root`] left it: open, root's and 0700.
-struct Root {
-    dir: SafeDir,
+pub(crate) struct Root {
+    pub dir: SafeDir,
     /// The folders created above it.
-    created_parents: Vec<Change>,
+    pub created_parents: Vec<Change>,
     /// Its claim, when it existed.
-    claimed: Option<Change>,
+    pub claimed: Option<Change>,
     /// Its mode once open.
-    open_mode: u32,
+    pub open_mode: u32,
     /// Who gets it when filled (uid, gid).
-    hand_to: (u32, u32),
+    pub hand_to: (u32, u32),
 }
 
 /// Creates (or claims) the instance root and the folders above it, journaling each.
-fn make_root(
+pub(crate) fn make_root(
     journal: &mut Journal<'_>,
     place: Place<'_>,
     target: &Target,

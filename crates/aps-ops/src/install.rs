@@ -19,7 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use aps_host::user::SystemUser;
-use aps_meta::model::Service;
+use aps_meta::model::{Service, Setting};
 use aps_meta::value::{SettingValue, ValidationMode};
 use aps_store::instances::{InstanceDatabase, InstanceState, NewInstance};
 use aps_store::sites::Site;
@@ -136,8 +136,21 @@ pub struct InstallReport {
     pub plan: Plan,
 }
 
+/// What an instance is made from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// The package's files and `configure install` (an install).
+    Package,
+    /// A backup archive's files and databases, then the backup script's `restore` and
+    /// `configure configure` (a restore, and the second half of a migration:
+    /// `crate::restore`), under the given instance id when one is given (a restore over an
+    /// instance keeps its id) or a new one.
+    Backup(&'a crate::restore::Backup, Option<&'a str>),
+}
+
 /// Everything checked before the first change.
 struct Checked<'p> {
+    source: Source<'p>,
     site: Site,
     user: SystemUser,
     url: SiteUrl,
@@ -160,11 +173,22 @@ pub fn install(
     opts: &InstallOptions,
     reporter: &dyn Reporter,
 ) -> Result<InstallReport, Error> {
+    install_from(ctx, opts, Source::Package, reporter)
+}
+
+/// Makes a new instance of `opts.package` from `source`, with every check, journaled step and
+/// crash semantic of an install.
+pub(crate) fn install_from(
+    ctx: &Context,
+    opts: &InstallOptions,
+    source: Source<'_>,
+    reporter: &dyn Reporter,
+) -> Result<InstallReport, Error> {
     let pkg = package::load(ctx, &opts.package)?;
     let site = ctx.store()?.sites().get(&opts.site)?;
     let user = SystemUser::lookup(&site.system_user)
         .map_err(|e| Error::Invalid(format!("site `{}`: {e}", site.name)))?;
-    let mut checked = check(ctx, &pkg, opts, site, &user)?;
+    let mut checked = check(ctx, &pkg, opts, source, site, &user)?;
     let plan = plan(ctx, &pkg, &checked)?;
     if checked.site.web != aps_store::sites::WebKind::None {
         reporter.warn(&format!(
@@ -195,7 +219,10 @@ pub fn install(
     let site_lock = crate::lock::site(ctx, &checked.site.name)?;
     let (_, _, target) = placement(ctx, &checked.site, &checked.prefix)?;
     checked.target = target;
-    let (id, _lock) = allocate_id(ctx)?;
+    let (id, _lock) = match source {
+        Source::Backup(_, Some(id)) => reuse_id(ctx, id)?,
+        _ => allocate_id(ctx)?,
+    };
     let private = ctx.home.instance(&id);
     if let Some(script) = &mut checked.script {
         script.scripts_dir = crate::script::scripts_dir(&private);
@@ -204,7 +231,11 @@ pub fn install(
         "package": pkg.summary.package, "site": checked.site.name, "path": checked.prefix,
         "settings": checked.values.iter().filter(|(_, v)| !v.is_secret()).map(|(k, _)| k).collect::<Vec<_>>(),
     });
-    let mut journal = Journal::begin(ctx, Some(&id), "install", &params)?;
+    let kind = match source {
+        Source::Package => "install",
+        Source::Backup(..) => "restore",
+    };
+    let mut journal = Journal::begin(ctx, Some(&id), kind, &params)?;
     let reserved = reserve(ctx, &pkg, &checked, &id, &private, &mut journal);
     drop(site_lock);
     // §8.3 step 13 / §8.0 step 4: the instance and the operation's outcome in one transaction.
@@ -234,6 +265,7 @@ fn check<'p>(
     ctx: &Context,
     pkg: &'p StoredPackage,
     opts: &InstallOptions,
+    source: Source<'p>,
     site: Site,
     user: &'p SystemUser,
 ) -> Result<Checked<'p>, Error> {
@@ -247,7 +279,9 @@ fn check<'p>(
     let service = meta.root_service().ok_or_else(|| {
         Error::Invalid(format!("package `{}` has no service", pkg.summary.package))
     })?;
-    if let Some(license) = &service.license {
+    // A restore brings back an instance whose license was accepted at its install.
+    let restoring = matches!(source, Source::Backup(..));
+    if let Some(license) = service.license.as_ref().filter(|_| !restoring) {
         if license.must_accept && opts.license != License::Accepted {
             let name = license.text_name.as_deref().unwrap_or("its license");
             return Err(Error::Invalid(format!(
@@ -269,16 +303,18 @@ fn check<'p>(
     let (prefix, root, target) =
         placement(ctx, &site, opts.path.as_deref().unwrap_or(&default_prefix))?;
 
-    let settings = service.all_settings();
-    let values = crate::settings::validate(
-        ctx,
-        pkg,
-        &site,
-        &settings,
-        &opts.settings,
-        None,
-        ValidationMode::Install,
-    )?;
+    // A restore has the stored settings only (installation-only ones are never stored).
+    let (settings, mode) = if restoring {
+        let stored: Vec<&Setting> = service
+            .all_settings()
+            .into_iter()
+            .filter(|s| !s.installation_only)
+            .collect();
+        (stored, ValidationMode::Reconfigure)
+    } else {
+        (service.all_settings(), ValidationMode::Install)
+    };
+    let values = crate::settings::validate(ctx, pkg, &site, &settings, &opts.settings, None, mode)?;
 
     let script = match &service.provision.configuration_script {
         Some(decl) => Some(ConfigScript {
@@ -317,6 +353,7 @@ fn check<'p>(
         }
     }
     Ok(Checked {
+        source,
         site,
         user: user.clone(),
         url,
@@ -356,7 +393,14 @@ fn placement(ctx: &Context, site: &Site, path: &str) -> Result<(String, PathBuf,
 
 fn plan(ctx: &Context, pkg: &StoredPackage, c: &Checked<'_>) -> Result<Plan, Error> {
     let (mut files, mut bytes) = (0, 0);
-    if let Some(deploy) = &c.deploy {
+    if let Source::Backup(backup, _) = c.source {
+        for f in &backup.manifest.files {
+            if let Some(d) = &f.digest {
+                files += 1;
+                bytes += d.size;
+            }
+        }
+    } else if let Some(deploy) = &c.deploy {
         let archive = aps_archive::Archive::open(&pkg.archive, &ctx.config.archive_limits)
             .map_err(|e| Error::Failed(e.to_string()))?;
         for (name, size) in archive.files() {
@@ -407,9 +451,18 @@ fn plan(ctx: &Context, pkg: &StoredPackage, c: &Checked<'_>) -> Result<Plan, Err
         files,
         bytes,
         variables: vars.names(),
-        scripts: name
-            .map(|n| vec![format!("{n} install")])
-            .unwrap_or_default(),
+        scripts: match c.source {
+            Source::Package => name
+                .map(|n| vec![format!("{n} install")])
+                .unwrap_or_default(),
+            Source::Backup(backup, _) => backup
+                .manifest
+                .backup_script
+                .iter()
+                .map(|s| format!("{} restore", s.name))
+                .chain(name.map(|n| format!("{n} configure")))
+                .collect(),
+        },
     })
 }
 
@@ -490,6 +543,19 @@ fn variables(
     vars.global_settings(c.package);
     vars.settings(encoded.iter().map(|(k, v, s)| (k.as_str(), v.as_str(), *s)));
     vars
+}
+
+/// Takes instance id `id` again for a restore over the instance that had it (removed just
+/// before): its lock, then its private folder, which must not exist.
+fn reuse_id(ctx: &Context, id: &str) -> Result<(String, aps_host::lock::OpLock), Error> {
+    let lock = crate::lock::instance(ctx, id, "restore")?;
+    let dir = ctx.home.instance(id);
+    std::fs::DirBuilder::new()
+        .mode(0o711)
+        .create(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
+    Ok((id.to_owned(), lock))
 }
 
 /// Picks the next free numeric instance id: takes its lock, then creates its private folder
@@ -663,36 +729,36 @@ fn apply(
     }
     // Private copy of the metadata and the scripts (§4.3), inside the private folder.
     journal.step("private-copy", |_| private_copy(ctx, pkg, private, &c.user))?;
-    // Files (§8.3 step 8).
-    let deployed = match &c.deploy {
-        Some(plan) => {
-            reporter.step(&format!("deploying files to `{}`", c.root.display()));
-            let input = deploy::DeployInput {
-                archive: &pkg.archive,
-                plan,
-                place: Place {
-                    docroot: &c.site.docroot,
-                    prefix: &c.prefix,
-                },
-                target: &c.target,
-                user: &c.user,
-                limits: &ctx.config.archive_limits,
-            };
-            Some(journal.step("deploy", |j| deploy::deploy(j, &input))?)
+    // Files (§8.3 step 8): the package's, or a backup's (with its databases' contents).
+    let deployed = place_files(ctx, pkg, c, private, &dbs, journal, reporter)?;
+    match c.source {
+        // configure install (§8.3 step 10): journaled before it runs, so that a crash while it
+        // runs is answered by `configure remove` too.
+        Source::Package => {
+            if let Some(script) = &c.script {
+                let vars = variables(c, &c.root, &dbs, true);
+                let change = Change::Script {
+                    instance: id.to_owned(),
+                    action: "install".into(),
+                };
+                journal.step("configure-install", |j| {
+                    j.change(change, || script.run(ctx, "install", &[], &vars, reporter))
+                })?;
+            }
         }
-        None => None,
-    };
-    // configure install (§8.3 step 10): journaled before it runs, so that a crash while it runs
-    // is answered by `configure remove` too.
-    if let Some(script) = &c.script {
-        let vars = variables(c, &c.root, &dbs, true);
-        let change = Change::Script {
-            instance: id.to_owned(),
-            action: "install".into(),
-        };
-        journal.step("configure-install", |j| {
-            j.change(change, || script.run(ctx, "install", &[], &vars, reporter))
-        })?;
+        // §8.8 step 8: the backup script's `restore`; then `configure configure`, so that the
+        // application learns its (maybe new) URL and databases (D12).
+        Source::Backup(..) => {
+            let scripts = crate::restore::Scripts {
+                service: c.service,
+                config: c.script.as_ref(),
+                vars: variables(c, &c.root, &dbs, false),
+                private,
+                user: &c.user,
+                site: &c.site,
+            };
+            crate::restore::run_scripts(ctx, journal, &scripts, reporter)?;
+        }
     }
     // Open access (§8.3 step 11).
     if let Some(d) = &deployed {
@@ -726,6 +792,52 @@ fn apply(
         system_changes,
         files,
         ..instance_record(ctx, pkg, c, id, InstanceState::Ready)?
+    })
+}
+
+/// §8.3 step 8: the files of the new instance — the package's, deployed, or a backup's,
+/// restored together with its databases' contents.
+fn place_files(
+    ctx: &Context,
+    pkg: &StoredPackage,
+    c: &Checked<'_>,
+    private: &Path,
+    dbs: &[InstanceDatabase],
+    journal: &mut Journal<'_>,
+    reporter: &dyn Reporter,
+) -> Result<Option<deploy::Deployed>, Error> {
+    let place = Place {
+        docroot: &c.site.docroot,
+        prefix: &c.prefix,
+    };
+    Ok(match (c.source, &c.deploy) {
+        (Source::Backup(backup, _), _) => {
+            reporter.step(&format!("restoring files to `{}`", c.root.display()));
+            let input = crate::restore::FillInput {
+                backup,
+                place,
+                target: &c.target,
+                user: &c.user,
+                databases: dbs,
+                tmp: &private.join("tmp"),
+            };
+            Some(journal.step("restore-data", |j| {
+                crate::restore::fill(ctx, j, &input, reporter)
+            })?)
+        }
+        (Source::Package, Some(plan)) => {
+            reporter.step(&format!("deploying files to `{}`", c.root.display()));
+            let input = deploy::DeployInput {
+                archive: &pkg.archive,
+                plan,
+                place,
+                target: &c.target,
+                user: &c.user,
+                limits: &ctx.config.archive_limits,
+            };
+            Some(journal.step("deploy", |j| deploy::deploy(j, &input))?)
+        }
+        (Source::Package, None) => None,
     })
 }
 

@@ -7,6 +7,7 @@
 //! store (`aps-store`) and host adapters (`aps-host`).
 #![deny(missing_docs)]
 
+pub mod backup;
 pub mod change;
 pub mod configure;
 pub mod context;
@@ -23,7 +24,9 @@ mod placement;
 pub mod recover;
 pub mod remove;
 pub mod report;
+pub mod restore;
 mod runtime;
+pub mod schedule;
 mod script;
 pub mod server;
 pub mod settings;

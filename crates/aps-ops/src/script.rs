@@ -135,6 +135,24 @@ fn tail(text: &str, max: usize) -> String {
     format!("…{}", &text[start..])
 }
 
+/// Creates the empty file `name` in the site user's folder `dir` (an instance's private `tmp/`)
+/// for the site's user, mode 0600, through descriptors (the user owns the folder and may have
+/// planted anything there: what has the name is removed first, a link never followed), and
+/// returns it open for writing.
+pub(crate) fn user_file(
+    dir: &Path,
+    name: &str,
+    user: &aps_host::user::SystemUser,
+) -> Result<std::fs::File, Error> {
+    let folder = aps_host::safedir::SafeDir::open(dir).map_err(Error::Site)?;
+    folder.remove_tree(name).map_err(Error::Site)?;
+    let file = folder.create_file(name, 0o600).map_err(Error::Site)?;
+    folder
+        .chown_entry(std::ffi::OsStr::new(name), user.uid(), user.gid())
+        .map_err(Error::Site)?;
+    Ok(file)
+}
+
 /// The private `scripts/` folder of an instance.
 pub(crate) fn scripts_dir(private: &Path) -> PathBuf {
     private.join("scripts")

@@ -124,6 +124,11 @@ impl VarSet {
         }
     }
 
+    /// `BACKUP_FILE` for a backup script's `backup` and `restore` runs (REFERENCE §4.5).
+    pub(crate) fn backup_file(&mut self, path: &Path) {
+        self.push("BACKUP_FILE", path.display().to_string());
+    }
+
     /// The names only (for plans and logs).
     pub(crate) fn names(&self) -> Vec<String> {
         self.vars.iter().map(|(k, _)| k.clone()).collect()

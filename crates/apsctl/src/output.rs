@@ -37,6 +37,8 @@ pub struct Printer {
     color: bool,
     /// Standard output was closed by its reader; nothing more is written to it.
     stdout_closed: Cell<bool>,
+    /// The progress bar of a long operation, while one is drawn (a terminal only).
+    bar: std::cell::RefCell<Option<indicatif::ProgressBar>>,
 }
 
 impl Printer {
@@ -47,6 +49,7 @@ impl Printer {
             quiet,
             color: !no_color && io::stderr().is_terminal(),
             stdout_closed: Cell::new(false),
+            bar: std::cell::RefCell::new(None),
         }
     }
 
@@ -161,7 +164,43 @@ impl std::error::Error for StdoutError {
 impl Reporter for Printer {
     fn step(&self, message: &str) {
         if !self.quiet && !self.json {
-            write_stderr(&diagnostic(message));
+            match self.bar.borrow().as_ref() {
+                Some(bar) => bar.suspend(|| write_stderr(&diagnostic(message))),
+                None => write_stderr(&diagnostic(message)),
+            }
+        }
+    }
+
+    /// A bar on a terminal only (files, bytes, rate and, when the total is known, ETA); nothing
+    /// with `--quiet`, `--json` or when stderr is not a terminal.
+    fn progress(&self, progress: &aps_ops::report::Progress<'_>) {
+        if self.quiet || self.json || !io::stderr().is_terminal() {
+            return;
+        }
+        let mut slot = self.bar.borrow_mut();
+        let bar = slot.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} {bytes} ({binary_bytes_per_sec}) {elapsed_precise} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar
+        });
+        if let Some(total) = progress.total_bytes {
+            bar.set_length(total);
+        }
+        bar.set_position(progress.bytes);
+        bar.set_message(format!(
+            "{}: {} files",
+            shown::message(progress.phase),
+            progress.files
+        ));
+    }
+
+    fn progress_done(&self) {
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
         }
     }
 

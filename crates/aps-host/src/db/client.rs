@@ -2,8 +2,10 @@
 //!
 //! Main decision: every client gets a clean environment (fixed `PATH`, `LC_ALL=C.UTF-8`, plus
 //! the variables the caller names), stdin fed from a separate thread (so a child that fills its
-//! stdout or stderr never deadlocks against us), stdout captured or sent straight into a file,
-//! and stderr collected in an anonymous temporary file of which only the start is kept for the
+//! stdout or stderr never deadlocks against us) — or, for a caller's reader that cannot cross
+//! threads, fed on the calling thread while stdout is drained on another — stdout captured, sent
+//! straight into a file, or streamed into the caller's writer (a dump going into a backup
+//! archive: a failing writer closes the pipe, which ends the dumper), and stderr collected in an anonymous temporary file of which only the start is kept for the
 //! error message, with every secret of the call replaced by `***`. Credentials are written to
 //! temporary 0600 files by [`secret_file`] and referenced by path.
 //!
@@ -84,27 +86,28 @@ pub(super) fn path_arg(name: &str, path: &Path) -> OsString {
     arg
 }
 
-/// Writes a child's stdin from a separate thread.
-pub(super) type StdinWriter<'a> = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'a>;
+/// Writes a child's stdin on the calling thread (for readers that cannot cross threads).
+pub(super) type LocalWriter<'a> = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + 'a>;
 
 /// What the child reads on stdin.
 pub(super) enum Input<'a> {
     /// Nothing (stdin is `/dev/null`).
     Null,
-    /// These bytes (SQL statements).
+    /// These bytes (SQL statements), written from a separate thread.
     Bytes(Vec<u8>),
-    /// Whatever the function writes (streamed from a file).
-    Stream(StdinWriter<'a>),
+    /// Whatever the function writes (a dump streamed in), from the calling thread while stdout
+    /// is drained on another (stdout must not be `Stream`).
+    Local(LocalWriter<'a>),
 }
 
 /// Where the child's stdout goes.
-pub(super) enum Output {
+pub(super) enum Output<'a> {
     /// Captured (at most 1 MiB) and returned.
     Capture,
     /// Discarded.
     Discard,
-    /// Straight into this file.
-    File(std::fs::File),
+    /// Into this writer, as it comes (stdin must not be `Local`).
+    Stream(&'a mut dyn Write),
 }
 
 /// One run of a client program.
@@ -118,7 +121,7 @@ pub(super) struct Invocation<'a> {
     /// Its stdin.
     pub stdin: Input<'a>,
     /// Its stdout.
-    pub stdout: Output,
+    pub stdout: Output<'a>,
     /// What it does, for error messages ("create database `x`").
     pub action: String,
     /// Values to redact from error messages.
@@ -148,6 +151,15 @@ impl<'a> Invocation<'a> {
 
 /// Runs the invocation to completion; returns the captured stdout (empty unless captured).
 pub(super) fn run(invocation: Invocation<'_>) -> Result<Vec<u8>, DbError> {
+    run_inner(invocation).map(|(captured, _)| captured)
+}
+
+/// Runs an invocation whose stdout is [`Output::Stream`]; returns the bytes streamed.
+pub(super) fn run_streamed(invocation: Invocation<'_>) -> Result<u64, DbError> {
+    run_inner(invocation).map(|(_, streamed)| streamed)
+}
+
+fn run_inner(invocation: Invocation<'_>) -> Result<(Vec<u8>, u64), DbError> {
     let Invocation {
         program,
         args,
@@ -164,53 +176,81 @@ pub(super) fn run(invocation: Invocation<'_>) -> Result<Vec<u8>, DbError> {
     };
 
     let mut stderr_file = tempfile::tempfile().map_err(spawn_err)?;
+    let (stdout_to, sink) = match stdout {
+        Output::Capture => (Stdio::piped(), None),
+        Output::Discard => (Stdio::null(), None),
+        Output::Stream(sink) => (Stdio::piped(), Some(sink)),
+    };
     let mut command = client_command(program);
     command
         .args(&args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(match stdin {
             Input::Null => Stdio::null(),
-            Input::Bytes(_) | Input::Stream(_) => Stdio::piped(),
+            Input::Bytes(_) | Input::Local(_) => Stdio::piped(),
         })
-        .stdout(match stdout {
-            Output::Capture => Stdio::piped(),
-            Output::Discard => Stdio::null(),
-            Output::File(file) => Stdio::from(file),
-        })
+        .stdout(stdout_to)
         .stderr(Stdio::from(stderr_file.try_clone().map_err(spawn_err)?));
     let mut child = command.spawn().map_err(spawn_err)?;
     let child_stdin = child.stdin.take();
     let child_stdout = child.stdout.take();
 
-    let (feed, captured) = std::thread::scope(|scope| {
+    let mut sink_error = None;
+    // What a separate thread feeds (everything but a `Local` writer, which stays here).
+    let (local, to_feed): (Option<LocalWriter<'_>>, Option<Vec<u8>>) = match stdin {
+        Input::Local(write) => (Some(write), None),
+        Input::Null => (None, None),
+        Input::Bytes(bytes) => (None, Some(bytes)),
+    };
+    let (feed, captured, streamed) = std::thread::scope(|scope| {
+        if let Some(write) = local {
+            // The caller's reader stays on this thread; stdout is drained on another.
+            let drain = scope.spawn(move || capture(child_stdout));
+            let feed = match child_stdin {
+                // `pipe` drops at the end of the arm, closing the child's stdin.
+                Some(mut pipe) => write(&mut pipe),
+                None => Ok(()),
+            };
+            let (read, captured) = drain
+                .join()
+                .unwrap_or_else(|_| (Err(io::Error::other("stdout reader panicked")), Vec::new()));
+            return (feed.and(read), captured, 0);
+        }
         let feeder = scope.spawn(move || -> io::Result<()> {
             let Some(mut pipe) = child_stdin else {
                 return Ok(());
             };
-            match stdin {
-                Input::Null => Ok(()),
-                Input::Bytes(bytes) => pipe.write_all(&bytes),
-                Input::Stream(write) => write(&mut pipe),
+            match to_feed {
+                None => Ok(()),
+                Some(bytes) => pipe.write_all(&bytes),
             }
             // `pipe` drops here, closing the child's stdin.
         });
-        let mut captured = Vec::new();
-        let read = match child_stdout {
-            Some(mut out) => (&mut out)
-                .take(STDOUT_KEEP)
-                .read_to_end(&mut captured)
-                // Drain the rest so a chatty child never blocks on a full pipe.
-                .and_then(|_| io::copy(&mut out, &mut io::sink()))
-                .map(drop),
-            None => Ok(()),
+        let (read, captured, streamed) = match (sink, child_stdout) {
+            (Some(sink), Some(out)) => {
+                let (read, streamed) = stream(out, sink, &mut sink_error);
+                (read, Vec::new(), streamed)
+            }
+            (None, out) => {
+                let (read, captured) = capture(out);
+                (read, captured, 0)
+            }
+            (Some(_), None) => (Ok(()), Vec::new(), 0),
         };
         let feed = feeder
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("stdin writer panicked")));
-        (feed.and(read), captured)
+        (feed.and(read), captured, streamed)
     });
     let status = child.wait().map_err(spawn_err)?;
-
+    // The writer the output went to failed (a full disk): that is the error, whatever the
+    // child made of its closed pipe.
+    if let Some(source) = sink_error {
+        return Err(DbError::Io {
+            action: format!("write the output of `{}` ({action})", program.display()),
+            source,
+        });
+    }
     if !status.success() {
         let mut text = Vec::new();
         // Best effort: an unreadable stderr still leaves the exit status in the message.
@@ -226,7 +266,50 @@ pub(super) fn run(invocation: Invocation<'_>) -> Result<Vec<u8>, DbError> {
     }
     // The child succeeded but we could not feed it everything: the result is incomplete.
     feed.map_err(spawn_err)?;
-    Ok(captured)
+    Ok((captured, streamed))
+}
+
+/// Keeps at most [`STDOUT_KEEP`] bytes of `out` and drains the rest, so a chatty child never
+/// blocks on a full pipe.
+fn capture(out: Option<std::process::ChildStdout>) -> (io::Result<()>, Vec<u8>) {
+    let mut captured = Vec::new();
+    let read = match out {
+        Some(mut out) => (&mut out)
+            .take(STDOUT_KEEP)
+            .read_to_end(&mut captured)
+            .and_then(|_| io::copy(&mut out, &mut io::sink()))
+            .map(drop),
+        None => Ok(()),
+    };
+    (read, captured)
+}
+
+/// Copies `out` into `sink` as it comes; returns the read result and the bytes streamed. A
+/// failing `sink` is kept in `sink_error` and stops the copy; `out` is dropped at once, so the
+/// child sees its pipe closed and ends.
+fn stream(
+    mut out: std::process::ChildStdout,
+    sink: &mut dyn Write,
+    sink_error: &mut Option<io::Error>,
+) -> (io::Result<()>, u64) {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut streamed = 0u64;
+    loop {
+        let n = match out.read(&mut buf) {
+            Ok(0) => return (Ok(()), streamed),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return (Err(e), streamed),
+        };
+        if let Err(e) = sink
+            .write_all(&buf[..n])
+            .and_then(|()| sink.flush().map(drop))
+        {
+            *sink_error = Some(e);
+            return (Ok(()), streamed);
+        }
+        streamed += n as u64;
+    }
 }
 
 /// Replaces every non-empty secret in `text` by `***`.
@@ -350,21 +433,48 @@ mod tests {
     }
 
     #[test]
-    fn run_streams_large_input_without_deadlock() {
-        // 8 MiB through `cat` into a file: more than any pipe buffer in both directions.
+    fn run_streams_large_input_and_output_without_deadlock() {
+        // 8 MiB through `cat`, in from this thread and out into a writer: more than any pipe
+        // buffer in both directions.
         let cat = find_program(&["cat"]).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out");
+        let mut source = std::io::repeat(b'x').take(8 << 20);
         let mut inv = Invocation::new(&cat, "copy");
-        inv.stdin = Input::Stream(Box::new(|w| {
-            for _ in 0..(8 * 1024) {
-                w.write_all(&[b'x'; 1024])?;
-            }
-            Ok(())
-        }));
-        inv.stdout = Output::File(create_dump_file(&out).unwrap());
+        inv.stdin = Input::Local(Box::new(|w| io::copy(&mut source, w).map(drop)));
+        inv.stdout = Output::Discard;
         run(inv).unwrap();
-        assert_eq!(fs_err::metadata(&out).unwrap().len(), 8 * 1024 * 1024);
+        let mut sink = Vec::new();
+        let sh = find_program(&["sh"]).unwrap();
+        let mut inv = Invocation::new(&sh, "print 8 MiB")
+            .arg("-c")
+            .arg("head -c 8388608 /dev/zero");
+        inv.stdout = Output::Stream(&mut sink);
+        assert_eq!(run_streamed(inv).unwrap(), 8 << 20);
+        assert_eq!(sink.len(), 8 << 20);
+    }
+
+    #[test]
+    fn a_failing_sink_stops_the_child_and_is_the_error() {
+        struct Full(usize);
+        impl Write for Full {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                if self.0 < buf.len() {
+                    return Err(io::Error::other("no space left"));
+                }
+                self.0 -= buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let sh = find_program(&["sh"]).unwrap();
+        let mut sink = Full(1 << 20);
+        let mut inv = Invocation::new(&sh, "print forever")
+            .arg("-c")
+            .arg("cat /dev/zero");
+        inv.stdout = Output::Stream(&mut sink);
+        let err = run_streamed(inv).unwrap_err().to_string();
+        assert!(err.contains("print forever"), "{err}");
     }
 
     #[test]

@@ -589,11 +589,43 @@ pub trait DatabaseServer: Send + Sync {
     /// Writes a consistent dump of the database to `out` (created or truncated, mode 0600),
     /// streaming. `MySQL`: SQL text; `PostgreSQL`: `pg_dump` custom format; `SQLite`: a database file.
     /// On failure `out` is removed.
-    fn dump(&self, name: &str, out: &Path) -> Result<(), DbError>;
+    fn dump(&self, name: &str, out: &Path) -> Result<(), DbError> {
+        let mut file = client::create_dump_file(out)?;
+        self.dump_into(name, &mut file)
+            .and_then(|_| {
+                file.sync_all().map_err(|source| DbError::Io {
+                    action: "write the dump file".to_owned(),
+                    source,
+                })
+            })
+            .map_err(|e| client::discard_partial(out, e))
+    }
+
+    /// Dumps database `name` into `sink` as it is produced (a consistent snapshot, as
+    /// [`DatabaseServer::dump`]) and returns the bytes written: no temporary file and no whole
+    /// copy in memory, except for `SQLite`, whose online backup needs a file (a private
+    /// temporary copy, removed). A failing `sink` (a full disk) stops the dumper and is the error.
+    fn dump_into(&self, name: &str, sink: &mut dyn io::Write) -> Result<u64, DbError>;
+
+    /// Loads a dump made by [`Self::dump_into`] on a server of the same type from `source` into
+    /// the existing (empty) database of `spec`, as `spec`'s login, streaming.
+    fn load_from(&self, spec: &DbSpec, source: &mut dyn io::Read) -> Result<(), DbError>;
+
+    /// The file extension of this server type's dumps (`sql`, `pgdump`, `sqlite`).
+    fn dump_extension(&self) -> &'static str;
 
     /// Loads a dump made by [`Self::dump`] on a server of the same type into the existing (empty)
     /// database of `spec`, as `spec`'s login, streaming.
-    fn load(&self, spec: &DbSpec, from: &Path) -> Result<(), DbError>;
+    fn load(&self, spec: &DbSpec, from: &Path) -> Result<(), DbError> {
+        let mut source = fs_err::File::open(from)
+            .map_err(|source| DbError::Io {
+                action: "open the dump to load".to_owned(),
+                source,
+            })?
+            .into_parts()
+            .0;
+        self.load_from(spec, &mut source)
+    }
 
     /// The values an application is given for this database (`DB_<id>_NAME` etc.).
     fn connection_values(&self, spec: &DbSpec) -> ConnectionValues;

@@ -29,7 +29,7 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{self, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use super::client::{self, Input, Invocation, Output};
@@ -487,7 +487,7 @@ impl DatabaseServer for Mysql {
         Ok(true)
     }
 
-    fn dump(&self, name: &str, out: &Path) -> Result<(), DbError> {
+    fn dump_into(&self, name: &str, sink: &mut dyn Write) -> Result<u64, DbError> {
         if !self.database_exists(name)? {
             return Err(DbError::DatabaseMissing {
                 server: KIND,
@@ -495,7 +495,6 @@ impl DatabaseServer for Mysql {
             });
         }
         let options = self.option_file(&self.config.admin_user, &self.config.admin_password)?;
-        let file = client::create_dump_file(out)?;
         let mut invocation = Invocation::new(&self.dumper, format!("dump database `{name}`"))
             .arg(client::path_arg("--defaults-file", options.path()))
             .arg("--single-transaction")
@@ -506,19 +505,13 @@ impl DatabaseServer for Mysql {
             .arg("--no-tablespaces")
             .arg("--")
             .arg(name);
-        invocation.stdout = Output::File(file);
+        invocation.stdout = Output::Stream(sink);
         invocation.secrets = vec![self.config.admin_password.expose()];
-        client::run(invocation)
-            .map(drop)
-            .map_err(|e| client::discard_partial(out, e))
+        client::run_streamed(invocation)
     }
 
-    fn load(&self, spec: &DbSpec, from: &Path) -> Result<(), DbError> {
+    fn load_from(&self, spec: &DbSpec, source: &mut dyn io::Read) -> Result<(), DbError> {
         Self::check_database_name(&spec.name)?;
-        let source = fs_err::File::open(from).map_err(|source| DbError::Io {
-            action: "open the dump to load".to_owned(),
-            source,
-        })?;
         if !self.database_exists(&spec.name)? {
             return Err(DbError::DatabaseMissing {
                 server: KIND,
@@ -528,7 +521,7 @@ impl DatabaseServer for Mysql {
         let Some(sandbox) = self.sandbox_flag()? else {
             return Err(DbError::NoSandbox {
                 program: self.client.clone(),
-                file: from.to_owned(),
+                file: PathBuf::from("-"),
             });
         };
         let options = self.option_file(&spec.login, &spec.password)?;
@@ -542,15 +535,19 @@ impl DatabaseServer for Mysql {
         ];
         let mut invocation = Invocation::new(
             &self.client,
-            format!("load `{}` into database `{}`", from.display(), spec.name),
+            format!("load a dump into database `{}`", spec.name),
         );
         invocation.args = args;
         invocation.stdout = Output::Discard;
-        invocation.stdin = Input::Stream(Box::new(move |sink| {
+        invocation.stdin = Input::Local(Box::new(move |sink| {
             copy_without_definers(BufReader::with_capacity(1 << 16, source), sink)
         }));
         invocation.secrets = vec![spec.password.expose()];
         client::run(invocation).map(drop)
+    }
+
+    fn dump_extension(&self) -> &'static str {
+        "sql"
     }
 
     fn connection_values(&self, spec: &DbSpec) -> ConnectionValues {

@@ -340,7 +340,7 @@ impl DatabaseServer for Postgres {
         Ok(true)
     }
 
-    fn dump(&self, name: &str, out: &Path) -> Result<(), DbError> {
+    fn dump_into(&self, name: &str, sink: &mut dyn std::io::Write) -> Result<u64, DbError> {
         if !self.database_exists(name)? {
             return Err(DbError::DatabaseMissing {
                 server: KIND,
@@ -360,19 +360,13 @@ impl DatabaseServer for Postgres {
             "--no-privileges".into(),
             format!("--dbname={}", self.conninfo(&self.config.admin_user, name)).into(),
         ];
-        invocation.stdout = Output::File(client::create_dump_file(out)?);
-        client::run(invocation)
-            .map(drop)
-            .map_err(|e| client::discard_partial(out, e))
+        invocation.stdout = Output::Stream(sink);
+        client::run_streamed(invocation)
     }
 
-    fn load(&self, spec: &DbSpec, from: &Path) -> Result<(), DbError> {
+    fn load_from(&self, spec: &DbSpec, source: &mut dyn std::io::Read) -> Result<(), DbError> {
         Self::check_name("database name", &spec.name)?;
         super::check_password(KIND, &spec.password, Lines::Refused)?;
-        fs_err::metadata(from).map_err(|source| DbError::Io {
-            action: "open the dump to load".to_owned(),
-            source,
-        })?;
         if !self.database_exists(&spec.name)? {
             return Err(DbError::DatabaseMissing {
                 server: KIND,
@@ -387,24 +381,24 @@ impl DatabaseServer for Postgres {
         let (mut invocation, _passfile) = Self::connect(
             &self.pg_restore,
             &login,
-            format!("load `{}` into database `{}`", from.display(), spec.name),
+            format!("load a dump into database `{}`", spec.name),
         )?;
-        // A relative path starting with `-` must not read as an option.
-        let from = if from.is_absolute() {
-            from.to_owned()
-        } else {
-            Path::new(".").join(from)
-        };
+        // No file argument: pg_restore reads the custom-format dump from stdin.
         invocation.args = vec![
             "--no-owner".into(),
             "--no-privileges".into(),
             "--single-transaction".into(),
             "--exit-on-error".into(),
             format!("--dbname={}", self.conninfo(&spec.login, &spec.name)).into(),
-            from.into_os_string(),
         ];
         invocation.stdout = Output::Discard;
+        invocation.stdin =
+            Input::Local(Box::new(move |sink| std::io::copy(source, sink).map(drop)));
         client::run(invocation).map(drop)
+    }
+
+    fn dump_extension(&self) -> &'static str {
+        "pgdump"
     }
 
     fn connection_values(&self, spec: &DbSpec) -> ConnectionValues {

@@ -328,7 +328,7 @@ impl DatabaseServer for Sqlite {
         Ok(false)
     }
 
-    fn dump(&self, name: &str, out: &Path) -> Result<(), DbError> {
+    fn dump_into(&self, name: &str, sink: &mut dyn io::Write) -> Result<u64, DbError> {
         Self::check_name(name)?;
         let file = self.db_file(name);
         if !file.is_file() {
@@ -337,19 +337,23 @@ impl DatabaseServer for Sqlite {
                 name: name.to_owned(),
             });
         }
+        // The online backup API needs a file: a copy in a folder of apsctl's own (0700).
+        let scratch = private_scratch()?;
+        let copy_path = scratch.path().join("dump.sqlite");
         let source = Self::open(&file, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        drop(client::create_dump_file(out)?);
-        let result = Self::open(out, OpenFlags::SQLITE_OPEN_READ_WRITE)
-            .and_then(|mut target| copy(&source, &mut target, out));
-        result.map_err(|e| client::discard_partial(out, e))
+        drop(client::create_dump_file(&copy_path)?);
+        Self::open(&copy_path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .and_then(|mut target| copy(&source, &mut target, &copy_path))?;
+        let io_err = |source| DbError::Io {
+            action: format!("stream the dump of SQLite database `{name}`"),
+            source,
+        };
+        let mut copied = fs_err::File::open(&copy_path).map_err(io_err)?;
+        io::copy(&mut copied, sink).map_err(io_err)
     }
 
-    fn load(&self, spec: &DbSpec, from: &Path) -> Result<(), DbError> {
+    fn load_from(&self, spec: &DbSpec, source: &mut dyn io::Read) -> Result<(), DbError> {
         Self::check_name(&spec.name)?;
-        fs_err::metadata(from).map_err(|source| DbError::Io {
-            action: "open the dump to load".to_owned(),
-            source,
-        })?;
         let file = self.db_file(&spec.name);
         if !file.is_file() {
             return Err(DbError::DatabaseMissing {
@@ -357,9 +361,23 @@ impl DatabaseServer for Sqlite {
                 name: spec.name.clone(),
             });
         }
-        let source = Self::open(from, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let scratch = private_scratch()?;
+        let from = scratch.path().join("load.sqlite");
+        let io_err = |source| DbError::Io {
+            action: format!("receive the dump for SQLite database `{}`", spec.name),
+            source,
+        };
+        let mut received = client::create_dump_file(&from)?;
+        io::copy(source, &mut received).map_err(io_err)?;
+        drop(received);
+        let dump = Self::open(&from, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        check_integrity(&dump, &from)?;
         let mut target = Self::open(&file, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        copy(&source, &mut target, &file)
+        copy(&dump, &mut target, &file)
+    }
+
+    fn dump_extension(&self) -> &'static str {
+        "sqlite"
     }
 
     fn connection_values(&self, spec: &DbSpec) -> ConnectionValues {
@@ -369,6 +387,38 @@ impl DatabaseServer for Sqlite {
             host: String::new(),
             port: String::new(),
         }
+    }
+}
+
+/// A temporary folder only apsctl can enter (the system's temporary folder, mode 0700), removed
+/// when dropped.
+fn private_scratch() -> Result<tempfile::TempDir, DbError> {
+    tempfile::Builder::new()
+        .prefix("apsctl-sqlite-")
+        .tempdir()
+        .map_err(|source| DbError::Io {
+            action: "create a private temporary folder".to_owned(),
+            source,
+        })
+}
+
+/// Refuses a received dump that is not a sound SQLite database (`PRAGMA integrity_check`).
+fn check_integrity(dump: &Connection, path: &Path) -> Result<(), DbError> {
+    let answer: String = dump
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .map_err(|source| DbError::Sqlite {
+            action: "check the integrity of",
+            path: path.to_owned(),
+            source,
+        })?;
+    if answer == "ok" {
+        Ok(())
+    } else {
+        Err(DbError::UnexpectedOutput {
+            program: path.to_owned(),
+            action: "check the received SQLite dump".to_owned(),
+            output: answer.chars().take(200).collect(),
+        })
     }
 }
 

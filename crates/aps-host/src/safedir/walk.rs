@@ -254,6 +254,27 @@ impl SafeDir {
         Ok(count)
     }
 
+    /// Creates the new empty regular file `name` with `mode` (an existing entry, a link
+    /// included, is refused) and returns it open for writing.
+    pub fn create_file(&self, name: &str, mode: u32) -> Result<std::fs::File, SafeDirError> {
+        let os = OsStr::new(name);
+        let path = self.path.join(check_os_name(os, &self.path)?);
+        let fd = rustix::fs::openat(
+            &self.fd,
+            os,
+            rustix::fs::OFlags::CREATE
+                | rustix::fs::OFlags::EXCL
+                | rustix::fs::OFlags::WRONLY
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(err("create file", &path))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+            .map_err(err("change the mode of", &path))?;
+        Ok(std::fs::File::from(fd))
+    }
+
     /// Removes the file (or link) `name`, any bytes but `/` and NUL.
     pub fn remove_file_os(&self, name: &OsStr) -> Result<(), SafeDirError> {
         let path = self.path.join(check_os_name(name, &self.path)?);

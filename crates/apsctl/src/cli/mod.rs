@@ -2,6 +2,7 @@
 //!
 //! Arguments are parsed in two stages, as ripgrep does: clap collects raw values here, and each
 //! handler turns them into a checked `aps_ops` options struct before calling the operation.
+mod backup;
 mod database;
 mod instance;
 mod package;
@@ -87,6 +88,15 @@ pub enum Command {
     /// Databases kept after their instance was removed: list and drop them.
     #[command(subcommand)]
     Database(database::DatabaseCmd),
+    /// Back an instance up into one .tar.zst archive, or verify an archive (`backup verify FILE`).
+    Backup(backup::BackupArgs),
+    /// Restore an archive over an instance, or into a new instance on a site.
+    Restore(backup::RestoreArgs),
+    /// Move an instance to another site or path (backup, restore there, remove the old one).
+    Migrate(backup::MigrateArgs),
+    /// Periodic backups: add, list, remove, and run those that are due (for cron).
+    #[command(subcommand)]
+    Schedule(backup::ScheduleCmd),
 }
 
 /// Runs the command.
@@ -115,6 +125,10 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
         Command::Remove(args) => instance::remove(args, s, printer),
         Command::Recover => instance::recover(s, printer),
         Command::Database(cmd) => database::run(cmd, s, printer),
+        Command::Backup(args) => backup::backup(args, s, printer),
+        Command::Restore(args) => backup::restore(args, s, printer),
+        Command::Migrate(args) => backup::migrate(args, s, printer),
+        Command::Schedule(cmd) => backup::schedule(cmd, s, printer),
     }
 }
 
