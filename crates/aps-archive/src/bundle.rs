@@ -99,7 +99,9 @@ pub struct BundleLimits {
     pub max_entries: usize,
     /// Maximum sum of all entry sizes (default 1 TiB).
     pub max_total_bytes: u64,
-    /// Maximum size of one entry (default 64 GiB).
+    /// Maximum size of one entry, a whole stream included (default 128 GiB: above the 78 GiB a
+    /// stream of 10,000 chunks of the default 8 MiB can hold, so the reader takes whatever the
+    /// default writer makes).
     pub max_entry_bytes: u64,
     /// Maximum size of `manifest.json`, which is read into memory (default 256 MiB).
     pub max_manifest_bytes: u64,
@@ -110,7 +112,7 @@ impl Default for BundleLimits {
         Self {
             max_entries: 1_000_000,
             max_total_bytes: 1 << 40,
-            max_entry_bytes: 64 << 30,
+            max_entry_bytes: 128 << 30,
             max_manifest_bytes: 256 << 20,
         }
     }

@@ -414,9 +414,9 @@ fn issue_8_an_entry_bigger_than_the_limit_is_refused_from_its_header() {
     );
     assert_eq!(error.kind(), BundleErrorKind::Limit);
     says(&error, &["`files/big`"]);
-    // A header that declares 100 GiB is refused under the default limits without its data.
+    // A header that declares 200 GiB is refused under the default limits without its data.
     let mut huge = Raw::file("files/huge", b"");
-    huge.declared = Some(100 << 30);
+    huge.declared = Some(200 << 30);
     let error = refused(&[huge]);
     assert!(
         matches!(error, BundleError::EntryTooLarge { .. }),
