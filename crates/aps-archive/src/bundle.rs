@@ -16,10 +16,12 @@
 //! of order, anything after the manifest and anything but padding after the end of the tar
 //! stream.
 //!
-//! Known gaps: a file larger than the chunk size is streamed into the archive, so when it changes
-//! size while being added the archive cannot take it back: the writer is then unusable and the
-//! whole backup must start again (smaller files are buffered and can be retried, see
-//! [`BundleError::is_retryable`]). [`read_entries`] repeats every structural check but compares
+//! Known gaps: chunk numbers have four digits so that `cat name.*` always joins them in order,
+//! which caps a stream at 10,000 chunks (78 GiB at the default 8 MiB; a larger dump fails the
+//! backup with [`BundleError::TooManyChunks`], naming the option to raise). A file larger than
+//! the chunk size is streamed into the archive, so when it changes size while being added the
+//! archive cannot take it back: the writer is then unusable and the whole backup must start
+//! again (smaller files are buffered and can be retried, see [`BundleError::is_retryable`]). [`read_entries`] repeats every structural check but compares
 //! no checksum; a caller that wants one pass uses [`read_verified`], which checks the manifest
 //! at the end (after the visitor has seen every entry). Modes are stored with their
 //! `0o7777` bits and handed to readers masked to `0o777`. The reader accepts GNU long names but
@@ -99,7 +101,9 @@ pub struct BundleLimits {
     pub max_entries: usize,
     /// Maximum sum of all entry sizes (default 1 TiB).
     pub max_total_bytes: u64,
-    /// Maximum size of one entry (default 64 GiB).
+    /// Maximum size of one entry, a whole stream included (default 128 GiB: above the 78 GiB a
+    /// stream of 10,000 chunks of the default 8 MiB can hold, so the reader takes whatever the
+    /// default writer makes).
     pub max_entry_bytes: u64,
     /// Maximum size of `manifest.json`, which is read into memory (default 256 MiB).
     pub max_manifest_bytes: u64,
@@ -110,7 +114,7 @@ impl Default for BundleLimits {
         Self {
             max_entries: 1_000_000,
             max_total_bytes: 1 << 40,
-            max_entry_bytes: 64 << 30,
+            max_entry_bytes: 128 << 30,
             max_manifest_bytes: 256 << 20,
         }
     }
