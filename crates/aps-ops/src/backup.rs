@@ -412,20 +412,7 @@ fn write_archive(
     // The instance's files, walked through descriptors (the site's user owns them).
     let (files, skipped) = journal.step("files", |_| add_files(&mut writer, loaded, reporter))?;
     let backup_script = match (script, &script_file) {
-        (Some(script), Some(path)) => {
-            let mut data = fs_err::File::open(path)?;
-            let size = data.metadata()?.len();
-            let digest = writer
-                .add_file(SCRIPT_FILE, &mut data, size, 0o600, 0)
-                .map_err(|e| Error::Failed(crate::error::chain(&e)))?;
-            // In the archive now: the temporary file goes (seed sub-step 3.3 on success too).
-            fs_err::remove_file(path)?;
-            Some(ManifestScript {
-                name: script.decl.name.clone(),
-                sufficient: script.decl.sufficient,
-                digest: digest.into(),
-            })
-        }
+        (Some(script), Some(path)) => Some(add_script_file(&mut writer, script, path)?),
         _ => None,
     };
     let file_count = files.iter().filter(|f| f.kind == "file").count() as u64;
@@ -489,6 +476,26 @@ fn write_archive(
         backup_script: script.is_some(),
         rotated: Vec::new(),
         skipped,
+    })
+}
+
+/// Adds the backup script's `BACKUP_FILE` to the archive and removes it (seed sub-step 3.3:
+/// no temporary file stays, on success either).
+fn add_script_file<W: std::io::Write>(
+    writer: &mut BundleWriter<W>,
+    script: &ConfigScript<'_>,
+    path: &Path,
+) -> Result<ManifestScript, Error> {
+    let mut data = fs_err::File::open(path)?;
+    let size = data.metadata()?.len();
+    let digest = writer
+        .add_file(SCRIPT_FILE, &mut data, size, 0o600, 0)
+        .map_err(|e| Error::Failed(crate::error::chain(&e)))?;
+    fs_err::remove_file(path)?;
+    Ok(ManifestScript {
+        name: script.decl.name.clone(),
+        sufficient: script.decl.sufficient,
+        digest: digest.into(),
     })
 }
 

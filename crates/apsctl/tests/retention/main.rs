@@ -617,6 +617,16 @@ fn issue_8_a_running_backup_holds_the_instance_and_a_killed_one_leaves_nothing()
     w.finish();
 }
 
+/// A backup script that fails with a message of its own.
+const FAILING: &str = r"<?php
+if (($argv[1] ?? '') === 'backup') {
+    file_put_contents(getenv('BACKUP_FILE'), 'half');
+    fwrite(STDERR, 'the application refuses to be backed up today' . PHP_EOL);
+    exit(3);
+}
+require __DIR__ . '/configure.real';
+";
+
 /// Issue 8, the seed's other failure exits: a backup script in a language the site cannot run is
 /// refused before anything runs (1.2); a backup script that fails is shown and leaves nothing
 /// (3.3).
@@ -643,14 +653,6 @@ fn issue_8_a_backup_script_that_cannot_run_or_fails_leaves_nothing() {
         "refused before anything ran"
     );
     // The script fails: its own message is shown.
-    const FAILING: &str = r"<?php
-if (($argv[1] ?? '') === 'backup') {
-    file_put_contents(getenv('BACKUP_FILE'), 'half');
-    fwrite(STDERR, 'the application refuses to be backed up today' . PHP_EOL);
-    exit(3);
-}
-require __DIR__ . '/configure.real';
-";
     let edits = [(
         "</configuration-script>",
         "</configuration-script>\n      <backup-script name=\"configure\"><script-language>php</script-language></backup-script>",
