@@ -158,6 +158,15 @@ pub(crate) struct ProcWatcher {
     handle: JoinHandle<Seen>,
 }
 
+/// Whether the process of `/proc/<pid>` still runs (a zombie's `environ` reads empty).
+fn is_live(dir: &Path) -> bool {
+    fs_err::read_to_string(dir.join("stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
 impl ProcWatcher {
     pub(crate) fn start(programs: &[&str], secrets: &[&str]) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
@@ -180,6 +189,10 @@ impl ProcWatcher {
                     let dir = entry.path();
                     let cmdline = fs_err::read(dir.join("cmdline")).unwrap_or_default();
                     let environ = fs_err::read(dir.join("environ")).unwrap_or_default();
+                    if environ.is_empty() && !is_live(&dir) {
+                        // It exited between the two reads: whose it was cannot be told.
+                        continue;
+                    }
                     if contains(&environ, OWN_MARK.as_bytes()) {
                         // The test's own client (it passes passwords by environment on purpose).
                         continue;
