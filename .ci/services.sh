@@ -2,7 +2,8 @@
 # Brings up the real database servers and tools the apsctl test suites use, on Debian.
 #
 # What it does (idempotent; safe to rerun where everything already runs):
-#   1. installs the missing packages with apt-get (`apt-get update` only when something is missing);
+#   1. installs the missing packages with apt-get (`apt-get update` only when something is missing),
+#      not letting their postinst scripts start services (nginx/apache2 would want port 80);
 #   2. starts MariaDB on 127.0.0.1:3306 and PostgreSQL (newest installed major) on 127.0.0.1 if they
 #      are not running, without needing systemd (works as root in a container);
 #   3. creates the test admin logins `apsctl_admin` (MariaDB: @localhost and @127.0.0.1, ALL
@@ -36,8 +37,10 @@ ADMIN=apsctl_admin
 MYSQL_HOST=127.0.0.1
 MYSQL_PORT=3306
 PG_HOST=127.0.0.1
+# nginx, apache2 and php-fpm are only installed: the tests start their own instances on free
+# ports (aps-test-support's `web` module), never the system services.
 PACKAGES=(mariadb-server mariadb-client postgresql php-cli php-mysql php-pgsql php-sqlite3
-    php-mbstring unzip zip sqlite3 zstd)
+    php-mbstring unzip zip sqlite3 zstd nginx apache2 php-fpm curl)
 
 log() { echo "services.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -95,11 +98,27 @@ for pkg in "${PACKAGES[@]}"; do
         missing+=("$pkg")
     fi
 done
+POLICY_RC=/usr/sbin/policy-rc.d
 if ((${#missing[@]})); then
     log "installing: ${missing[*]}"
+    # Debian's nginx and apache2 start their services on port 80 from their postinst scripts, and
+    # nginx's fails the whole install when that port is taken (say, by the other one). The tests
+    # need neither service, so service starts are refused during the install with a policy-rc.d
+    # (exit 101, honoured by invoke-rc.d and deb-systemd-invoke), removed again afterwards. An
+    # existing policy-rc.d is left as it is, and so are services that already run.
+    if ! as_root test -e "$POLICY_RC"; then
+        printf '#!/bin/sh\n# Written by apsctl .ci/services.sh during apt-get install.\nexit 101\n' |
+            as_root tee "$POLICY_RC" >/dev/null
+        as_root chmod 0755 "$POLICY_RC"
+        trap 'as_root rm -f "$POLICY_RC"' EXIT
+    fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
+    if [[ "$(trap -p EXIT)" ]]; then
+        as_root rm -f "$POLICY_RC"
+        trap - EXIT
+    fi
 fi
 
 # ---------------------------------------------------------------- 2a. MariaDB

@@ -1,4 +1,5 @@
-//! Test fixtures shared by apsctl's test suites: package builders and hostile archives.
+//! Test fixtures shared by apsctl's test suites: package builders, hostile archives and real web
+//! servers ([`web`]).
 //!
 //! Main decision: packages are built in code, never checked in, so every test states exactly
 //! what its package contains. [`PackageBuilder`] writes real zip files with the `zip` crate and a
@@ -15,6 +16,7 @@ mod bench;
 mod builder;
 mod meta;
 mod patch;
+pub mod web;
 
 pub use bench::bench_package;
 pub use builder::{ListDigest, PackageBuilder};
