@@ -20,3 +20,4 @@ pub mod runner;
 pub mod safedir;
 pub mod shown;
 pub mod user;
+pub mod web;

@@ -97,6 +97,18 @@ pub enum Change {
         /// The file.
         path: PathBuf,
     },
+    /// The instance's web server configuration file (`<web-dir>/apsctl-instance-<id>.conf`) set
+    /// to a new text: served by its mapping, or closed with 503. Undo: put `previous` back (none:
+    /// remove the file) and reload the server. Kept by the instance (from its install) as a system
+    /// change, whose undo removes the file.
+    WebConfig {
+        /// The site (its web server folder, test and reload commands).
+        site: String,
+        /// The instance.
+        instance: String,
+        /// The file's text before; `None` when there was no file.
+        previous: Option<String>,
+    },
     /// A run of the instance's configuration script. Undo: for `install`, `configure remove`
     /// (§11 Q27); for `configure`, `configure configure` again with the stored values, so that
     /// the application agrees with the store; `remove` is never undone (it is the removal's
@@ -147,6 +159,7 @@ impl Change {
             Self::FolderMode { .. } => "folder-mode",
             Self::Database { .. } => "database",
             Self::TempFile { .. } => "temp-file",
+            Self::WebConfig { .. } => "web-config",
             Self::Script { .. } => "script",
         }
     }

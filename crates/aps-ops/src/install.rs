@@ -19,6 +19,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use aps_host::user::SystemUser;
+use aps_host::web::Access;
 use aps_meta::model::{Service, Setting};
 use aps_meta::value::{SettingValue, ValidationMode};
 use aps_store::instances::{InstanceDatabase, InstanceState, NewInstance};
@@ -190,13 +191,6 @@ pub(crate) fn install_from(
         .map_err(|e| Error::Invalid(format!("site `{}`: {e}", site.name)))?;
     let mut checked = check(ctx, &pkg, opts, source, site, &user)?;
     let plan = plan(ctx, &pkg, &checked)?;
-    if checked.site.web != aps_store::sites::WebKind::None {
-        reporter.warn(&format!(
-            "site `{}` is served by {}, whose configuration apsctl does not write yet: handlers and access are left to the server's own configuration, and access is closed only through the instance folder's permissions",
-            checked.site.name,
-            checked.site.web.as_str()
-        ));
-    }
     for (n, choice) in checked.satisfied.choices.iter().enumerate() {
         reporter.step(&format!("requirement choice {}: alternative `{choice}` selected (the first one this site satisfies)", n + 1));
     }
@@ -342,6 +336,11 @@ fn check<'p>(
         &opts.shared_databases,
     )?;
     let deploy = mapping.map(DeployPlan::new).transpose()?;
+    // What the site's web server cannot serve is refused before anything changes.
+    let web = crate::web::instance_web(&site, "0", &prefix, service)?;
+    for access in [Access::Enabled, Access::Disabled] {
+        crate::web::render(&site, &web, access)?;
+    }
     if let Some(size) = mapping.and_then(|m| m.installed_size) {
         let free =
             aps_host::fsx::free_space(&site.docroot).map_err(|e| Error::Failed(e.to_string()))?;
@@ -760,7 +759,16 @@ fn apply(
             crate::restore::run_scripts(ctx, journal, &scripts, reporter)?;
         }
     }
-    // Open access (§8.3 step 11).
+    // Open access (§8.3 step 11): the web server's configuration, then the folder.
+    let web = crate::web::instance_web(&c.site, id, &c.prefix, c.service)?;
+    crate::web::apply(
+        journal,
+        "web-config",
+        &c.site,
+        &web,
+        Access::Enabled,
+        reporter,
+    )?;
     if let Some(d) = &deployed {
         journal.step("open-access", |_| {
             deploy::open_access(
@@ -779,6 +787,7 @@ fn apply(
             d.created_parents
                 .iter()
                 .chain(&d.claimed)
+                .chain(web_change(c, id).as_ref())
                 .map(|change| aps_store::instances::NewSystemChange {
                     kind: change.kind().to_owned(),
                     data_json: change.to_json(),
@@ -792,6 +801,16 @@ fn apply(
         system_changes,
         files,
         ..instance_record(ctx, pkg, c, id, InstanceState::Ready)?
+    })
+}
+
+/// The system change an instance keeps for its web server configuration (its removal removes
+/// the file); none when apsctl configures no web server for the site.
+fn web_change(c: &Checked<'_>, id: &str) -> Option<Change> {
+    crate::web::config_dir(&c.site).map(|_| Change::WebConfig {
+        site: c.site.name.clone(),
+        instance: id.to_owned(),
+        previous: None,
     })
 }
 

@@ -34,6 +34,7 @@ pub mod site;
 mod undo;
 mod vars;
 pub mod vault;
+mod web;
 
 pub use aps_host::env::{self, Env, vars as env_vars};
 pub use aps_host::shown;

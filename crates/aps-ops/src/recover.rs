@@ -170,12 +170,7 @@ fn roll_forward(
         if op.committed_at.is_none() {
             journal.commit_point()?;
         }
-        let access: Vec<Change> = journal
-            .entries()
-            .iter()
-            .filter(|e| matches!(e.change, Change::FolderMode { .. }))
-            .map(|e| e.change.clone())
-            .collect();
+        let access = crate::remove::access_changes(&journal);
         crate::remove::finish(ctx, journal, &loaded, choice, databases, &access, Vec::new())
     });
     match result {

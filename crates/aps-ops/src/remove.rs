@@ -282,11 +282,16 @@ fn undo_interrupted_removal(
 }
 
 /// The access changes (step 1) a removal's journal recorded.
-fn access_changes(journal: &Journal<'_>) -> Vec<Change> {
+pub(crate) fn access_changes(journal: &Journal<'_>) -> Vec<Change> {
     journal
         .entries()
         .iter()
-        .filter(|e| matches!(e.change, Change::FolderMode { .. }))
+        .filter(|e| {
+            matches!(
+                e.change,
+                Change::FolderMode { .. } | Change::WebConfig { .. }
+            )
+        })
         .map(|e| e.change.clone())
         .collect()
 }
@@ -342,14 +347,35 @@ pub(crate) fn finish(
         }
     };
     let (dropped, kept_dbs) = free_databases(ctx, loaded, databases, &mut problems);
-    // Step 4.2: the access change of step 1 (a root that survives gets its mode back), then
-    // the recorded system changes, newest first, through the journal's undo executor.
+    let mut warnings = Vec::new();
+    // Kept files never become downloadable: with the PHP handler gone a kept `wp-config.php`
+    // would be served as text, so the root stays closed to the web server.
+    let keep_closed = !kept_files.is_empty();
+    if keep_closed {
+        warnings.push(format!(
+            "the {} kept file(s) in `{}` stay closed to the web server (folder mode 0700): the site's user `{}` reaches them over SSH or SFTP; open the folder again once nothing secret is left in it",
+            kept_files.len(),
+            aps_host::shown::path(&loaded.root),
+            loaded.site.system_user
+        ));
+    }
+    // Step 4.2: the access changes of step 1 (the 503 configuration goes; a root that survives
+    // gets its mode back unless it keeps files), then the recorded system changes, newest first,
+    // through the journal's undo executor.
     for change in access {
-        if let Err(e) = crate::undo::undo(ctx, change, Stage::Done, &crate::report::Silent) {
+        let result = match change {
+            Change::WebConfig { site, instance, .. } => {
+                crate::web::restore(ctx, site, instance, None)
+            }
+            Change::FolderMode { .. } if keep_closed => Ok(()),
+            change => {
+                crate::undo::undo(ctx, change, Stage::Done, &crate::report::Silent).map(|_| ())
+            }
+        };
+        if let Err(e) = result {
             problems.push(format!("access: {e}"));
         }
     }
-    let mut warnings = Vec::new();
     for stored in loaded.system_changes.iter().rev() {
         let result =
             Change::from_system_change(&stored.kind, &stored.data_json, &loaded.site.docroot)
@@ -362,7 +388,12 @@ pub(crate) fn finish(
                         uid,
                         gid,
                         mode,
-                    } => give_back(&docroot, &rel, (uid, gid), mode),
+                    } => give_back(
+                        &docroot,
+                        &rel,
+                        (uid, gid),
+                        if keep_closed { mode & !0o077 } else { mode },
+                    ),
                     change => crate::undo::undo(ctx, &change, Stage::Done, &crate::report::Silent),
                 });
         match result {
@@ -485,13 +516,38 @@ fn free_databases(
     (dropped, kept)
 }
 
-/// Seed step 1: the instance root becomes private to its owner; the previous mode is
-/// journaled first. A root that is gone needs nothing.
+/// Seed step 1: the web server answers 503 for every URL of the instance (its mapping is
+/// replaced), then the instance root becomes private to its owner; each previous state is
+/// journaled first. A root that is gone needs no mode change.
 fn disable_access(
     journal: &mut Journal<'_>,
     loaded: &Loaded,
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
+    // The 503 needs only the instance's URL path, not its package: it works when the private
+    // metadata is gone (`--force`).
+    let closed = aps_host::web::InstanceWeb {
+        instance: loaded.instance.id.clone(),
+        docroot: loaded.site.docroot.clone(),
+        locations: vec![aps_host::web::Location {
+            url: format!("/{}", loaded.instance.prefix.trim_matches('/')),
+            dir: loaded.root.clone(),
+            php: aps_host::web::Php::Off,
+            readable: true,
+        }],
+        fastcgi: None,
+        php_values: Vec::new(),
+        htaccess: false,
+        modules: Vec::new(),
+    };
+    crate::web::apply(
+        journal,
+        "disable-web",
+        &loaded.site,
+        &closed,
+        aps_host::web::Access::Disabled,
+        reporter,
+    )?;
     let Some(root) = loaded.place().open_root_if_present()? else {
         return Ok(());
     };

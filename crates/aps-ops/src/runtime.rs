@@ -363,7 +363,16 @@ impl Checker<'_> {
 
     fn apache(&self, req: &ApacheRequirement) -> Result<(), String> {
         if self.site.web == WebKind::Apache {
-            return Ok(());
+            // A module is checked by the server's configuration test (see `aps_host::web::apache`).
+            return match req {
+                ApacheRequirement::RequiredModule(m) if self.site.web_test.is_none() => {
+                    Err(format!(
+                        "Apache module `{m}` is required, and apsctl checks modules through the server's configuration test, which site `{}` does not have: register the site with `--web-test`",
+                        self.site.name
+                    ))
+                }
+                _ => Ok(()),
+            };
         }
         Err(match req {
             ApacheRequirement::RequiredModule(m) => format!(

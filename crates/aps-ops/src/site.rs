@@ -63,6 +63,8 @@ pub struct SiteOptions {
     pub web_dir: Option<PathBuf>,
     /// The command that makes the web server reload.
     pub web_reload: Option<String>,
+    /// The command that runs the web server's own configuration test (exit 0: valid).
+    pub web_test: Option<String>,
     /// Where PHP-FPM listens for this site.
     pub php_fastcgi: Option<String>,
 }
@@ -290,12 +292,7 @@ pub fn add(ctx: &Context, opts: &SiteOptions) -> Result<SiteView, Error> {
     }
     check_writers(&docroot, &chain, &user)?;
     let php = crate::runtime::resolve_php(ctx, opts.php.as_deref(), &user)?;
-    if opts.web != WebKind::None && opts.web_dir.is_none() {
-        return Err(Error::Invalid(format!(
-            "`--web {}` needs `--web-dir`",
-            opts.web.as_str()
-        )));
-    }
+    check_web(opts)?;
     let site = Site {
         name: opts.name.clone(),
         docroot,
@@ -305,11 +302,43 @@ pub fn add(ctx: &Context, opts: &SiteOptions) -> Result<SiteView, Error> {
         web: opts.web,
         web_dir: opts.web_dir.clone(),
         web_reload: opts.web_reload.clone(),
+        web_test: opts.web_test.clone(),
         php_fastcgi: opts.php_fastcgi.clone(),
         created_at: crate::now(ctx),
     };
     ctx.store()?.sites().insert(&site)?;
     Ok(site.into())
+}
+
+/// The web server options of `site add`: a web server needs its include folder, which must be
+/// root's and writable by root alone (the server loads what is in it as root), outside every
+/// document root; the PHP-FPM address must be `unix:/absolute/path` or `host:port`.
+fn check_web(opts: &SiteOptions) -> Result<(), Error> {
+    if let Some(addr) = &opts.php_fastcgi {
+        aps_host::web::FastCgi::parse(addr)
+            .map_err(|e| Error::Invalid(format!("--php-fastcgi: {e}")))?;
+    }
+    if opts.web == WebKind::None {
+        for (flag, given) in [
+            ("--web-dir", opts.web_dir.is_some()),
+            ("--web-reload", opts.web_reload.is_some()),
+            ("--web-test", opts.web_test.is_some()),
+        ] {
+            if given {
+                return Err(Error::Invalid(format!(
+                    "`{flag}` needs `--web nginx` or `--web apache`"
+                )));
+            }
+        }
+        return Ok(());
+    }
+    let Some(dir) = &opts.web_dir else {
+        return Err(Error::Invalid(format!(
+            "`--web {}` needs `--web-dir`",
+            opts.web.as_str()
+        )));
+    };
+    aps_host::web::check_config_dir(dir).map_err(|e| Error::Invalid(format!("--web-dir: {e}")))
 }
 
 /// The document root as given, absolute and without `..` (`.` and repeated `/` dropped).

@@ -93,6 +93,14 @@ pub(crate) fn undo(
             marker,
             password,
         } => undo_database(ctx, stage, server, name, login, marker, password),
+        Change::WebConfig {
+            site,
+            instance,
+            previous,
+        } => {
+            crate::web::restore(ctx, site, instance, previous.as_deref())?;
+            Ok(Undone::Reverted)
+        }
         Change::TempFile { path } => match fs_err::symlink_metadata(path) {
             // Removing the entry itself: a link is removed, never followed.
             Ok(_) => {

@@ -419,6 +419,7 @@ mod tests {
                 web: WebKind::None,
                 web_dir: None,
                 web_reload: None,
+                web_test: None,
                 php_fastcgi: None,
                 created_at: Timestamp::from_unix_millis(1),
             };

@@ -24,7 +24,7 @@ use crate::error::{Failure, Repr};
 use crate::{Tx, TxBehavior};
 
 /// Every schema change in order; entry `i` takes the database from `user_version` `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Version 1: packages, sites, database servers, instances and their records, the journal.
 ///
@@ -198,6 +198,11 @@ CREATE TABLE schedules (
     next_at     INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX schedules_by_next ON schedules (next_at);
+";
+
+/// Version 4: the web server's own configuration test of a site (`site add --web-test`).
+const V4: &str = r"
+ALTER TABLE sites ADD COLUMN web_test TEXT;
 ";
 
 /// Brings the database on `conn` up to `migrations.len()`; `path` is for error messages.

@@ -43,6 +43,9 @@ pub struct Site {
     pub web_dir: Option<PathBuf>,
     /// The command that makes the web server reload.
     pub web_reload: Option<String>,
+    /// The command that runs the web server's own configuration test (exit 0: valid).
+    #[serde(default)]
+    pub web_test: Option<String>,
     /// Where PHP-FPM listens for this site: `unix:/path` or `host:port`.
     pub php_fastcgi: Option<String>,
     /// When the site was registered.
@@ -55,8 +58,7 @@ pub struct Sites<'s> {
     store: &'s Store,
 }
 
-const COLUMNS: &str =
-    "name, docroot, url, system_user, php, web_kind, web_dir, web_reload, php_fastcgi, created_at";
+const COLUMNS: &str = "name, docroot, url, system_user, php, web_kind, web_dir, web_reload, php_fastcgi, created_at, web_test";
 
 impl<'s> Sites<'s> {
     pub(crate) fn new(store: &'s Store) -> Self {
@@ -72,7 +74,7 @@ impl<'s> Sites<'s> {
             }
             c.execute(
                 &format!(
-                    "INSERT INTO sites ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    "INSERT INTO sites ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                 ),
                 params![
                     site.name,
@@ -85,6 +87,7 @@ impl<'s> Sites<'s> {
                     site.web_reload,
                     site.php_fastcgi,
                     site.created_at.unix_millis(),
+                    site.web_test,
                 ],
             )?;
             Ok(())
@@ -156,5 +159,6 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Site> {
         web_reload: row.get(7)?,
         php_fastcgi: row.get(8)?,
         created_at: Timestamp::from_unix_millis(row.get(9)?),
+        web_test: row.get(10)?,
     })
 }

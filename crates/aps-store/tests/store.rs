@@ -61,6 +61,7 @@ fn site(name: &str, user: &str) -> Site {
         web: WebKind::Nginx,
         web_dir: Some(PathBuf::from(format!("/etc/nginx/apsctl/{name}"))),
         web_reload: Some("systemctl reload nginx".into()),
+        web_test: None,
         php_fastcgi: Some("unix:/run/php/php8.2-fpm.sock".into()),
         created_at: at(2000),
     }
@@ -415,6 +416,7 @@ fn sites_insert_get_list_delete() {
         web: WebKind::None,
         web_dir: None,
         web_reload: None,
+        web_test: None,
         php_fastcgi: None,
         ..site("b", "ub")
     };

@@ -35,9 +35,13 @@ pub enum SiteCmd {
         /// Folder included by the site's server block / virtual host (`*.conf`).
         #[arg(long, value_name = "DIR")]
         web_dir: Option<PathBuf>,
-        /// Command that reloads the web server.
+        /// Command that reloads the web server (run by `sh -c` as root).
         #[arg(long, value_name = "CMD")]
         web_reload: Option<String>,
+        /// Command that runs the web server's own configuration test, e.g. `nginx -t` or
+        /// `apache2ctl -t` (run by `sh -c` as root; exit 0 means valid).
+        #[arg(long, value_name = "CMD")]
+        web_test: Option<String>,
         /// Where PHP-FPM listens for this site (`unix:/path` or `host:port`).
         #[arg(long, value_name = "ADDR")]
         php_fastcgi: Option<String>,
@@ -123,6 +127,7 @@ pub fn run_site(cmd: SiteCmd, s: super::Session, out: &Printer) -> anyhow::Resul
             web,
             web_dir,
             web_reload,
+            web_test,
             php_fastcgi,
         } => {
             let web = match web {
@@ -139,6 +144,7 @@ pub fn run_site(cmd: SiteCmd, s: super::Session, out: &Printer) -> anyhow::Resul
                 web,
                 web_dir,
                 web_reload,
+                web_test,
                 php_fastcgi,
             };
             let site = aps_ops::site::add(&ctx, &opts)?;

@@ -223,16 +223,7 @@ impl World {
     /// Creates `tenant`'s document root `<dir>/<user>/domains/<site>.example/public_html` (every
     /// folder from `<dir>/<user>` down the tenant's, mode 0755) and registers it as site `site`.
     pub fn site(&self, tenant: &SystemUser, site: &str) -> PathBuf {
-        let rel = format!("{}/domains/{site}.example/public_html", tenant.name());
-        let mut path = self.dir.clone();
-        for part in Path::new(&rel).components() {
-            path.push(part);
-            if !path.exists() {
-                fs_err::create_dir(&path).unwrap();
-                fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-                std::os::unix::fs::lchown(&path, Some(tenant.uid()), Some(tenant.gid())).unwrap();
-            }
-        }
+        let path = self.site_folder(tenant, site);
         self.apsctl(&[
             "site",
             "add",
@@ -245,6 +236,21 @@ impl World {
             tenant.name(),
         ])
         .ok();
+        path
+    }
+
+    /// Creates `tenant`'s document root for `site` (see [`World::site`]) without registering it.
+    pub fn site_folder(&self, tenant: &SystemUser, site: &str) -> PathBuf {
+        let rel = format!("{}/domains/{site}.example/public_html", tenant.name());
+        let mut path = self.dir.clone();
+        for part in Path::new(&rel).components() {
+            path.push(part);
+            if !path.exists() {
+                fs_err::create_dir(&path).unwrap();
+                fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+                std::os::unix::fs::lchown(&path, Some(tenant.uid()), Some(tenant.gid())).unwrap();
+            }
+        }
         path
     }
 

@@ -1,0 +1,170 @@
+//! Apache httpd: the instance's file holds `<Directory>` sections (and, when disabled, one
+//! `RedirectMatch 503`) for the site's `<VirtualHost>` to include.
+//!
+//! Main decisions: one `<Directory>` per location, parents first (Apache merges them from the
+//! shortest path to the longest, so a child's section overrides its parent's). PHP runs through
+//! `mod_proxy_fcgi` (`SetHandler "proxy:…"` on the declared extensions); below `php:disabled`
+//! files with PHP-like extensions get no handler and are refused (403). `apache:htaccess` gives
+//! `AllowOverride` for the instance's folders only, without `Options=ExecCGI`, `Includes` or
+//! `FollowSymLinks` (a tenant's `.htaccess` cannot make the server follow links into another
+//! tenant's files; an `.htaccess` asking for them answers 500). `apache:required-module` is
+//! checked by the configuration test: an `<IfModule !mod_x.c>` section holding an `Error`
+//! directive makes the test fail with the module named. PHP values per instance go to PHP-FPM as
+//! `PHP_VALUE` through `ProxyFCGISetEnvIf`; several are joined by a newline written as `%0A`
+//! and decoded by the expression function `unescape`.
+//!
+//! Known gap: `mod_proxy_fcgi`, `mod_alias` (the 503) and `mod_authz_core` must be loaded by the
+//! site's server; without them the configuration test (or the reload) names the directive.
+use std::fmt::Write as _;
+
+use super::{Access, Adapter, FastCgi, InstanceWeb, Location, Php, WebError};
+
+/// Extensions treated as PHP below `php:disabled`, whatever the handler above declared.
+const PHP_LIKE: &str = r"(?i)\.(?:php[0-9]?|phtml|phar|pht|phps)$";
+
+/// The Apache adapter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Apache;
+
+impl Adapter for Apache {
+    fn name(&self) -> &'static str {
+        "apache"
+    }
+
+    fn render(&self, web: &InstanceWeb, access: Access) -> Result<Option<String>, WebError> {
+        super::check(web)?;
+        let mut out = String::new();
+        super::header(&mut out, &web.instance, access);
+        for module in &web.modules {
+            let _ = writeln!(
+                out,
+                "<IfModule !{module}.c>\n    Error \"instance {} needs the Apache module {module}, which this server has not loaded\"\n</IfModule>",
+                web.instance
+            );
+        }
+        let Some(root) = web.locations.first() else {
+            return Ok(Some(out));
+        };
+        match access {
+            Access::Disabled => {
+                let pattern = if root.url == "/" {
+                    "^/".to_owned()
+                } else {
+                    format!("^{}(?:/|$)", root.url)
+                };
+                let _ = writeln!(out, "RedirectMatch 503 \"{pattern}\"");
+            }
+            Access::Enabled => {
+                for location in &web.locations {
+                    directory(&mut out, web, location);
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// One `<Directory>` section.
+fn directory(out: &mut String, web: &InstanceWeb, location: &Location) {
+    let _ = writeln!(out, "<Directory \"{}\">", location.dir.display());
+    if !location.readable {
+        let _ = writeln!(out, "    Require all denied\n</Directory>");
+        return;
+    }
+    let overrides = if web.htaccess {
+        "AuthConfig FileInfo Indexes Limit Options=Indexes,MultiViews,SymLinksIfOwnerMatch"
+    } else {
+        "None"
+    };
+    let _ = writeln!(
+        out,
+        "    Options -Indexes -ExecCGI -Includes -FollowSymLinks +SymLinksIfOwnerMatch\n    AllowOverride {overrides}\n    Require all granted\n    <FilesMatch \"^\\.ht\">\n        Require all denied\n    </FilesMatch>"
+    );
+    match (&location.php, &web.fastcgi) {
+        (Php::Run(extensions), Some(fastcgi)) => {
+            let indexes: String = extensions.iter().map(|e| format!(" index.{e}")).collect();
+            let handler = match fastcgi {
+                FastCgi::Unix(path) => format!("proxy:unix:{}|fcgi://localhost/", path.display()),
+                FastCgi::Tcp(addr) => format!("proxy:fcgi://{addr}/"),
+            };
+            let _ = writeln!(
+                out,
+                "    DirectoryIndex{indexes} index.html index.htm\n    <FilesMatch \"\\.(?:{})$\">\n        SetHandler \"{handler}\"\n    </FilesMatch>",
+                extensions.join("|")
+            );
+            if !web.php_values.is_empty() {
+                let values: Vec<String> = web
+                    .php_values
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "    ProxyFCGISetEnvIf \"true\" PHP_VALUE \"%{{unescape:{}}}\"",
+                    values.join("%0A")
+                );
+            }
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "    DirectoryIndex index.html index.htm\n    <FilesMatch \"{PHP_LIKE}\">\n        SetHandler none\n        Require all denied\n    </FilesMatch>"
+            );
+        }
+    }
+    let _ = writeln!(out, "</Directory>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::sample;
+    use super::*;
+
+    #[test]
+    fn enabled_hands_php_to_fpm_only_where_declared() {
+        let text = Apache.render(&sample(), Access::Enabled).unwrap().unwrap();
+        assert!(text.contains("<Directory \"/srv/a/blog\">"), "{text}");
+        assert!(
+            text.contains("SetHandler \"proxy:unix:/run/php/fpm.sock|fcgi://localhost/\""),
+            "{text}"
+        );
+        assert!(text.contains("AllowOverride None"), "{text}");
+        let uploads = text
+            .split("<Directory \"/srv/a/blog/uploads\">")
+            .nth(1)
+            .unwrap();
+        let uploads = uploads.split("</Directory>").next().unwrap();
+        assert!(!uploads.contains("proxy:"), "{uploads}");
+        assert!(
+            uploads.contains("SetHandler none\n        Require all denied"),
+            "{uploads}"
+        );
+        let private = text
+            .split("<Directory \"/srv/a/blog/private\">")
+            .nth(1)
+            .unwrap();
+        assert!(
+            private.starts_with("\n    Require all denied\n</Directory>"),
+            "{private}"
+        );
+    }
+
+    #[test]
+    fn htaccess_modules_and_disabled() {
+        let mut web = sample();
+        web.htaccess = true;
+        web.modules = vec!["mod_rewrite".into()];
+        let text = Apache.render(&web, Access::Enabled).unwrap().unwrap();
+        assert!(text.contains("AllowOverride AuthConfig FileInfo"), "{text}");
+        assert!(
+            text.contains("<IfModule !mod_rewrite.c>\n    Error"),
+            "{text}"
+        );
+        let text = Apache.render(&web, Access::Disabled).unwrap().unwrap();
+        assert!(
+            text.contains("RedirectMatch 503 \"^/blog(?:/|$)\""),
+            "{text}"
+        );
+        assert!(!text.contains("<Directory"), "{text}");
+    }
+}
