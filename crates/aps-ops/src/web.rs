@@ -76,7 +76,7 @@ pub(crate) fn instance_web(
         walk(
             &site.docroot,
             &mapping.root,
-            base,
+            &base,
             &Php::Off,
             true,
             &mut locations,
@@ -107,7 +107,7 @@ pub(crate) fn instance_web(
 fn walk(
     docroot: &Path,
     mapping: &Mapping,
-    url: String,
+    url: &str,
     php: &Php,
     readable: bool,
     out: &mut Vec<Location>,
@@ -121,20 +121,16 @@ fn walk(
         .php_permissions
         .and_then(|p| p.readable)
         .unwrap_or(readable);
-    let shown = if url.is_empty() {
-        "/".to_owned()
-    } else {
-        url.clone()
-    };
+    let shown = if url.is_empty() { "/" } else { url };
     out.push(Location {
         dir: docroot.join(url.trim_start_matches('/')),
-        url: shown,
+        url: shown.to_owned(),
         php: php.clone(),
         readable,
     });
     for child in &mapping.children {
         let child_url = format!("{url}/{}", child.url.trim_matches('/'));
-        walk(docroot, child, child_url, &php, readable, out);
+        walk(docroot, child, &child_url, &php, readable, out);
     }
 }
 
@@ -242,7 +238,7 @@ mod tests {
         }
     }
 
-    /// The corpus's WordPress 5.2.3 mapping: PHP everywhere, three writable folders.
+    /// The corpus's `WordPress` 5.2.3 mapping: PHP everywhere, three writable folders.
     #[test]
     fn the_wordpress_mapping_runs_php_in_every_location() {
         let meta = fs_err::read_to_string(concat!(

@@ -82,7 +82,10 @@ fn directory(out: &mut String, web: &InstanceWeb, location: &Location) {
     );
     match (&location.php, &web.fastcgi) {
         (Php::Run(extensions), Some(fastcgi)) => {
-            let indexes: String = extensions.iter().map(|e| format!(" index.{e}")).collect();
+            let indexes = extensions.iter().fold(String::new(), |mut out, e| {
+                let _ = write!(out, " index.{e}");
+                out
+            });
             let handler = match fastcgi {
                 FastCgi::Unix(path) => format!("proxy:unix:{}|fcgi://localhost/", path.display()),
                 FastCgi::Tcp(addr) => format!("proxy:fcgi://{addr}/"),

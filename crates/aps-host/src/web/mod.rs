@@ -22,7 +22,7 @@
 //!
 //! Known gaps: a reload is a signal — nginx and Apache apply it asynchronously, within
 //! milliseconds, and apsctl does not probe the site to see the new configuration answer. PHP
-//! values set per instance go through FastCGI's `PHP_VALUE`, which PHP-FPM applies per request
+//! values set per instance go through the `FastCGI` parameter `PHP_VALUE`, which PHP-FPM applies per request
 //! (a worker that served another instance before keeps no value of it: PHP-FPM resets
 //! `PHP_VALUE` settings between requests since PHP 7.x, but older PHP did not).
 
@@ -352,6 +352,10 @@ impl ConfigDir {
     }
 
     /// The text of `instance`'s file, `None` when there is none.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "`WebError::Io` names the path; a missing file is an answer, not an error"
+    )]
     pub fn read(&self, instance: &str) -> Result<Option<String>, WebError> {
         let path = self.file(instance);
         match std::fs::read_to_string(&path) {
@@ -367,6 +371,10 @@ impl ConfigDir {
 
     /// Sets `instance`'s file to `text` (`None`: no file), replacing or deleting only a file
     /// apsctl wrote for that instance.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "`WebError::Io` names the path; a missing file is an answer, not an error"
+    )]
     pub fn put(&self, instance: &str, text: Option<&str>) -> Result<(), WebError> {
         let path = self.file(instance);
         if let Some(current) = self.read(instance)? {
@@ -385,7 +393,12 @@ impl ConfigDir {
                 source,
             }
         };
+        let temp = self
+            .dir
+            .join(format!(".apsctl-instance-{instance}.conf.tmp"));
         let Some(text) = text else {
+            // Also what a crash between writing and renaming left.
+            let _ = std::fs::remove_file(&temp);
             return match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     Err(io("cannot remove", &path)(e))
@@ -393,9 +406,6 @@ impl ConfigDir {
                 _ => Ok(()),
             };
         };
-        let temp = self
-            .dir
-            .join(format!(".apsctl-instance-{instance}.conf.tmp"));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -586,15 +596,16 @@ mod tests {
 
     #[test]
     fn hostile_values_are_refused_naming_them() {
-        let cases: [(&str, fn(&mut InstanceWeb)); 6] = [
+        type Spoil = fn(&mut InstanceWeb);
+        let cases: [(&str, Spoil); 6] = [
             ("/srv/a/x\"y", |w| w.locations[0].dir = "/srv/a/x\"y".into()),
             ("/blog/$uri", |w| w.locations[0].url = "/blog/$uri".into()),
             ("/blog/a b", |w| w.locations[1].url = "/blog/a b".into()),
             ("ph;p", |w| {
-                w.locations[0].php = Php::Run(vec!["ph;p".into()])
+                w.locations[0].php = Php::Run(vec!["ph;p".into()]);
             }),
             ("1G\nx", |w| {
-                w.php_values = vec![("memory_limit".into(), "1G\nx".into())]
+                w.php_values = vec![("memory_limit".into(), "1G\nx".into())];
             }),
             ("mod_x}", |w| w.modules = vec!["mod_x}".into()]),
         ];

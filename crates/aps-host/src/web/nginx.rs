@@ -93,7 +93,10 @@ fn enabled(out: &mut String, web: &InstanceWeb, location: &Location, is_root: bo
         match (&location.php, &web.fastcgi) {
             (Php::Run(extensions), Some(fastcgi)) => {
                 let alternatives = extensions.join("|");
-                let indexes: String = extensions.iter().map(|e| format!(" index.{e}")).collect();
+                let indexes = extensions.iter().fold(String::new(), |mut out, e| {
+                    let _ = write!(out, " index.{e}");
+                    out
+                });
                 let _ = writeln!(o, "    index{indexes} index.html index.htm;");
                 php(o, web, &alternatives, fastcgi);
             }

@@ -1,5 +1,5 @@
 //! Web serving (issue 9) end to end: the real `apsctl` binary configures real nginx and real
-//! Apache httpd (mpm_event + proxy_fcgi), each with a real PHP-FPM pool running as the site's
+//! Apache httpd (`mpm_event` + `proxy_fcgi`), each with a real PHP-FPM pool running as the site's
 //! user, all started by the tests on free loopback ports (`aps_test_support::web`), and every
 //! check is an HTTP request.
 //!
@@ -107,6 +107,31 @@ fn served(w: &World, kind: Kind, tag: &str, site: &str) -> Served {
 /// `remove` fails while `uploads/fail-remove` exists and waits for `uploads/go` while
 /// `uploads/hold` exists, so that a test can look at the site during a removal.
 fn package(w: &World, name: &str, extra_requirements: &str) -> String {
+    package_with(w, name, extra_requirements, MAPPING, &[])
+}
+
+/// The test application's URL mapping.
+const MAPPING: &str = r#"<url-mapping>
+        <default-prefix>webapp</default-prefix>
+        <mapping url="/" path="htdocs" xmlns:php="http://apstandard.com/ns/1/php">
+          <php:handler><php:extension>php</php:extension></php:handler>
+          <mapping url="uploads">
+            <php:handler><php:disabled/></php:handler>
+            <php:permissions writable="true"/>
+          </mapping>
+          <mapping url="private"><php:permissions readable="false"/></mapping>
+        </mapping>
+      </url-mapping>"#;
+
+/// The test application with another URL mapping (`<url-mapping>…</url-mapping>`) and more
+/// files (archive path, content).
+fn package_with(
+    w: &World,
+    name: &str,
+    extra_requirements: &str,
+    mapping: &str,
+    files: &[(&str, &str)],
+) -> String {
     let meta = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <application xmlns="http://apstandard.com/ns/1" version="1.2">
@@ -125,17 +150,7 @@ fn package(w: &World, name: &str, extra_requirements: &str) -> String {
     </settings>
     <requirements xmlns:apache="http://apstandard.com/ns/1/apache">{extra_requirements}</requirements>
     <provision>
-      <url-mapping>
-        <default-prefix>{name}</default-prefix>
-        <mapping url="/" path="htdocs" xmlns:php="http://apstandard.com/ns/1/php">
-          <php:handler><php:extension>php</php:extension></php:handler>
-          <mapping url="uploads">
-            <php:handler><php:disabled/></php:handler>
-            <php:permissions writable="true"/>
-          </mapping>
-          <mapping url="private"><php:permissions readable="false"/></mapping>
-        </mapping>
-      </url-mapping>
+      {mapping}
       <configuration-script name="configure">
         <script-language>sh</script-language>
       </configuration-script>
@@ -165,7 +180,11 @@ remove)
 esac
 "#;
     let zip = w.dir.join(format!("{name}.app.zip"));
-    PackageBuilder::new()
+    let mut builder = PackageBuilder::new();
+    for (path, content) in files {
+        builder = builder.file(path, *content);
+    }
+    builder
         .app_meta(meta)
         .file(
             "htdocs/index.php",
@@ -412,6 +431,177 @@ fn issue_9_htaccess_packages_are_refused_on_nginx() {
     let w = World::new(907);
     let s = served(&w, Kind::Nginx, "a", "site");
     let reference = package(&w, "webapp", "<apache:htaccess/>");
+    let before = world::tree(&s.docroot);
+    let run = w.apsctl(&["install", &reference, "--site", "site"]);
+    run.refused();
+    assert!(run.stderr.contains(".htaccess"), "{run}");
+    assert!(w.instances().is_empty());
+    assert_eq!(world::tree(&s.docroot), before);
+}
+
+/// Runs apsctl stopped at fault point `fault` (armed to abort, as a power cut would stop it).
+fn crash_at(w: &World, fault: &str, args: &[&str]) {
+    let run = w.apsctl_env(args, &[("APSCTL_TEST_FAULT", &format!("{fault}=crash"))]);
+    // Aborted by the fault point: no exit status.
+    assert_eq!(run.code, None, "apsctl did not stop at {fault}\n{run}");
+}
+
+/// The files of the site's web server folder.
+fn web_files(s: &Served) -> Vec<String> {
+    let mut names: Vec<String> = fs_err::read_dir(&s.server.web_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Crashes between writing a configuration and loading it, and after it: `recover` leaves the
+/// server serving what the store says (an interrupted install: nothing; an interrupted removal
+/// before its commit point: the instance, served again).
+fn crashes(kind: Kind, n: u32) {
+    let w = World::new(n);
+    let s = served(&w, kind, "a", "site");
+    let reference = package(&w, "webapp", "");
+    let before = web_files(&s);
+    for fault in ["web-config-written", "web-reload", "after:web-config"] {
+        crash_at(&w, fault, &["install", &reference, "--site", "site"]);
+        w.apsctl(&["recover"]).ok();
+        assert!(w.instances().is_empty(), "after a crash at {fault}");
+        assert_eq!(web_files(&s), before, "after a crash at {fault}");
+        let (status, body) = s.server.wait_for_status("/webapp/", 404);
+        assert_eq!(status, 404, "after a crash at {fault}: {body}");
+    }
+    let id = w.install(&reference, "site", "webapp");
+    expect_status(&s, "/webapp/", 200);
+    for fault in ["web-config-written", "web-reload", "after:disable-web"] {
+        crash_at(&w, fault, &["remove", &id, "--files", "all", "--yes"]);
+        w.apsctl(&["recover"]).ok();
+        assert_eq!(
+            w.instances(),
+            std::slice::from_ref(&id),
+            "after a crash at {fault}"
+        );
+        let body = expect_status(&s, "/webapp/", 200);
+        assert!(
+            body.contains("<h1>Hello served by"),
+            "after a crash at {fault}: {body}"
+        );
+        let conf = fs_err::read_to_string(config_file(&s, &id)).unwrap();
+        assert!(!conf.contains("503"), "after a crash at {fault}: {conf}");
+    }
+    w.apsctl(&["remove", &id, "--files", "all", "--yes"]).ok();
+    assert_eq!(web_files(&s), before);
+    expect_status(&s, "/webapp/", 404);
+}
+
+#[test]
+fn issue_9_nginx_crashes_around_the_configuration_are_recovered() {
+    crashes(Kind::Nginx, 908);
+}
+
+#[test]
+fn issue_9_apache_crashes_around_the_configuration_are_recovered() {
+    crashes(Kind::Apache, 909);
+}
+
+/// The `<url-mapping>` element of a corpus metadata file, as its authors wrote it.
+fn corpus_mapping(package: &str) -> String {
+    let meta = fs_err::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/corpus/aps1")
+            .join(package)
+            .join("APP-META.xml"),
+    )
+    .unwrap();
+    let start = meta.find("<url-mapping>").unwrap();
+    let end = meta.find("</url-mapping>").unwrap() + "</url-mapping>".len();
+    meta[start..end].to_owned()
+}
+
+/// The real `WordPress` 5.2.3 mapping (PHP everywhere, writable `wp-content`, `blogs/media`,
+/// `tmp`) over a tree of its shape, on both servers: PHP runs in every mapped folder, and the
+/// writable folders are the site group's.
+#[test]
+fn issue_9_the_wordpress_mapping_is_served_on_both_servers() {
+    for (kind, n) in [(Kind::Nginx, 910), (Kind::Apache, 911)] {
+        let w = World::new(n);
+        let s = served(&w, kind, "a", "site");
+        let probe = "<?php echo 'php in ', basename(__DIR__);\n";
+        let reference = package_with(
+            &w,
+            "wordpress",
+            "",
+            &corpus_mapping("wordpress-5.2.3"),
+            &[
+                ("htdocs/wp-content/probe.php", probe),
+                ("htdocs/blogs/media/probe.php", probe),
+                ("htdocs/tmp/probe.php", probe),
+                ("htdocs/wp-includes/probe.php", probe),
+            ],
+        );
+        w.install(&reference, "site", "wordpress");
+        let body = expect_status(&s, "/wordpress/", 200);
+        assert!(
+            body.contains("<h1>Hello served by fpm-fcgi</h1>"),
+            "{kind:?}: {body}"
+        );
+        for folder in ["wp-content", "blogs/media", "tmp", "wp-includes"] {
+            let body = expect_status(&s, &format!("/wordpress/{folder}/probe.php"), 200);
+            let last = folder.rsplit('/').next().unwrap();
+            assert_eq!(body, format!("php in {last}"), "{kind:?} {folder}");
+        }
+    }
+}
+
+/// The real `ocStore` 1.5.5.1.2 mapping (depth 3) with its `apache:htaccess` requirement: on Apache
+/// the instance's `.htaccess` files are honoured (a rewrite rule answers); on nginx the install
+/// is refused before anything changes, naming the requirement.
+#[test]
+fn issue_9_the_ocstore_mapping_needs_htaccess_and_gets_it_on_apache() {
+    let files = [
+        (
+            "htdocs/.htaccess",
+            "RewriteEngine On\nRewriteRule ^pretty-url$ index.php [L]\n",
+        ),
+        (
+            "htdocs/image/cache/probe.php",
+            "<?php echo 'php in image/cache';\n",
+        ),
+        (
+            "htdocs/system/logs/probe.php",
+            "<?php echo 'php in system/logs';\n",
+        ),
+    ];
+    let htaccess = "<apache:htaccess/>";
+    let w = World::new(912);
+    let s = served(&w, Kind::Apache, "a", "site");
+    let reference = package_with(
+        &w,
+        "ocstore",
+        htaccess,
+        &corpus_mapping("ocstore-1.5.5.1.2"),
+        &files,
+    );
+    w.install(&reference, "site", "ocstore");
+    let body = expect_status(&s, "/ocstore/pretty-url", 200);
+    assert!(body.contains("<h1>Hello served by fpm-fcgi</h1>"), "{body}");
+    for folder in ["image/cache", "system/logs"] {
+        let body = expect_status(&s, &format!("/ocstore/{folder}/probe.php"), 200);
+        assert_eq!(body, format!("php in {folder}"));
+    }
+    // `.htaccess` itself is never served.
+    expect_status(&s, "/ocstore/.htaccess", 403);
+
+    let w = World::new(913);
+    let s = served(&w, Kind::Nginx, "a", "site");
+    let reference = package_with(
+        &w,
+        "ocstore",
+        htaccess,
+        &corpus_mapping("ocstore-1.5.5.1.2"),
+        &files,
+    );
     let before = world::tree(&s.docroot);
     let run = w.apsctl(&["install", &reference, "--site", "site"]);
     run.refused();
