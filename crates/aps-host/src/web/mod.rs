@@ -527,7 +527,8 @@ fn run_admin(command: &str) -> Result<(Option<String>, String), WebError> {
             let _ = child.wait();
             break Some("timeout".into());
         }
-        std::thread::sleep(Duration::from_millis(10));
+        // A configuration test takes a few milliseconds: a coarse poll would double it.
+        std::thread::sleep(Duration::from_millis(1));
     };
     let mut text = Vec::new();
     out.rewind()
