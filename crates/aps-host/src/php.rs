@@ -229,13 +229,16 @@ pub fn probe(
             outcome.stdout.total_bytes
         )));
     }
-    let json = outcome
-        .stdout
-        .text
+    parse_answer(&outcome.stdout.text).map_err(bad)
+}
+
+/// Reads the probe's JSON document, printed after [`MARKER`].
+fn parse_answer(stdout: &str) -> Result<PhpInfo, String> {
+    let json = stdout
         .rsplit_once(&format!("{MARKER}\n"))
         .map(|(_, json)| json)
-        .ok_or_else(|| bad("the answer marker is missing".to_owned()))?;
-    let answer: Answer = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        .ok_or_else(|| "the answer marker is missing".to_owned())?;
+    let answer: Answer = serde_json::from_str(json).map_err(|e| e.to_string())?;
     Ok(PhpInfo {
         version: answer.version,
         extensions: answer
@@ -247,6 +250,132 @@ pub fn probe(
         functions: answer.functions,
         ini_file: answer.ini_file,
     })
+}
+
+/// Why probing a site's PHP-FPM failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot probe the site's PHP-FPM at `{addr}`: {detail}")]
+pub struct FpmProbeError {
+    /// The PHP-FPM address.
+    pub addr: String,
+    /// What went wrong.
+    pub detail: String,
+}
+
+/// Asks the site's PHP-FPM pool at `fastcgi` (its web SAPI, §11 Q23) the probe's questions: the
+/// probe is written as a root-owned, world-readable `.php` file into `dir` (a folder the pool's
+/// user can traverse and nobody else can write), requested once over `FastCGI` and removed.
+/// Function names that are not plain identifiers are not asked about.
+pub fn probe_fpm(
+    fastcgi: &crate::web::FastCgi,
+    dir: &Path,
+    functions: &[&str],
+) -> Result<PhpInfo, FpmProbeError> {
+    use fs_err::os::unix::fs::OpenOptionsExt as _;
+    use std::io::Write as _;
+
+    let addr = match fastcgi {
+        crate::web::FastCgi::Unix(path) => format!("unix:{}", path.display()),
+        crate::web::FastCgi::Tcp(addr) => addr.clone(),
+    };
+    let fail = |detail: String| FpmProbeError {
+        addr: addr.clone(),
+        detail,
+    };
+    let name = format!(
+        "apsctl-probe-{}-{:016x}.php",
+        std::process::id(),
+        rand::random::<u64>()
+    );
+    let file = dir.join(&name);
+    let code = format!(
+        "<?php\n$argv = array_merge(['probe'], isset($_GET['f']) ? (array) $_GET['f'] : []);\n{PROBE_CODE}"
+    );
+    let written = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&file)
+        .and_then(|mut f| f.write_all(code.as_bytes()));
+    if let Err(e) = written {
+        let _ = fs_err::remove_file(&file);
+        return Err(fail(e.to_string()));
+    }
+    let query: Vec<String> = functions
+        .iter()
+        .filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .map(|f| format!("f[]={f}"))
+        .collect();
+    let answer = fpm_request(fastcgi, &file, &name, &query.join("&"));
+    let _ = fs_err::remove_file(&file);
+    let stdout = answer.map_err(fail)?;
+    parse_answer(&stdout).map_err(|e| fail(format!("unreadable answer: {e}")))
+}
+
+/// One `GET` of `file` from PHP-FPM, synchronously (the `FastCGI` client is runtime agnostic:
+/// a blocking socket under a one-future executor), with a timeout on every read and write.
+fn fpm_request(
+    fastcgi: &crate::web::FastCgi,
+    file: &Path,
+    name: &str,
+    query: &str,
+) -> Result<String, String> {
+    use fastcgi_client::{Client, Params, Request};
+    use futures_util::io::AllowStdIo;
+
+    let uri = format!("/{name}");
+    let params = Params::default()
+        .request_method("GET")
+        .script_filename(file.to_string_lossy().into_owned())
+        .script_name(uri.clone())
+        .request_uri(format!("{uri}?{query}"))
+        .document_uri(uri)
+        .query_string(query.to_owned())
+        .remote_addr("127.0.0.1")
+        .remote_port(0)
+        .server_addr("127.0.0.1")
+        .server_port(80)
+        .server_name("apsctl-probe")
+        .content_type("")
+        .content_length(0);
+    let request = Request::new(params, futures_util::io::empty());
+    let response = match fastcgi {
+        crate::web::FastCgi::Unix(path) => {
+            let stream =
+                std::os::unix::net::UnixStream::connect(path).map_err(|e| e.to_string())?;
+            stream
+                .set_read_timeout(Some(PROBE_TIMEOUT))
+                .and_then(|()| stream.set_write_timeout(Some(PROBE_TIMEOUT)))
+                .map_err(|e| e.to_string())?;
+            futures_executor::block_on(Client::new(AllowStdIo::new(stream)).execute_once(request))
+        }
+        crate::web::FastCgi::Tcp(addr) => {
+            let stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+            stream
+                .set_read_timeout(Some(PROBE_TIMEOUT))
+                .and_then(|()| stream.set_write_timeout(Some(PROBE_TIMEOUT)))
+                .map_err(|e| e.to_string())?;
+            futures_executor::block_on(Client::new(AllowStdIo::new(stream)).execute_once(request))
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let stdout =
+        String::from_utf8_lossy(response.stdout.as_deref().unwrap_or_default()).into_owned();
+    if !stdout.contains(MARKER) {
+        let stderr = String::from_utf8_lossy(response.stderr.as_deref().unwrap_or_default());
+        let first = stdout.lines().next().unwrap_or("");
+        return Err(format!(
+            "no answer from the probe ({}{})",
+            first.trim(),
+            if stderr.trim().is_empty() {
+                String::new()
+            } else {
+                format!("; {}", stderr.trim())
+            }
+        ));
+    }
+    Ok(stdout)
 }
 
 #[cfg(test)]

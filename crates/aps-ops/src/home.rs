@@ -9,6 +9,7 @@
 //!   instances/<id>/          per-instance private folder (REFERENCE §4.3): meta/, scripts/, tmp/, lock
 //!   servers/<name>.pw        apsctl's own 0600 copy of a database server's admin password
 //!   databases/               SQLite databases of instances (never inside a web root)
+//!   probes/                  root's probe scripts a site's PHP-FPM runs for a moment (0711, files 0644)
 //!   last-instance-id         the highest instance id handed out (ids are never reused)
 //!   secret.key               the key sealing password-type values in the store (crate::vault)
 //! ```
@@ -47,7 +48,12 @@ impl Home {
         };
         // Site users must traverse the home to reach their instance's private scripts and their
         // SQLite databases (0711: no listing); everything else stays private to apsctl.
-        for dir in [home.root.clone(), home.instances(), home.databases()] {
+        for dir in [
+            home.root.clone(),
+            home.instances(),
+            home.databases(),
+            home.probes(),
+        ] {
             create_dir_with_mode(&dir, 0o711)?;
         }
         for dir in [
@@ -104,6 +110,12 @@ impl Home {
     /// Scratch folders of running operations.
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
+    }
+
+    /// Where probe scripts for a site's PHP-FPM are written (0711: the pool's user reads the one
+    /// file it is asked to run, and can neither list nor write anything).
+    pub fn probes(&self) -> PathBuf {
+        self.root.join("probes")
     }
     /// Operation locks (only root may open them: a site user holding one could block every
     /// operation on the instance).

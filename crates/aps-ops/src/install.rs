@@ -337,7 +337,7 @@ fn check<'p>(
     )?;
     let deploy = mapping.map(DeployPlan::new).transpose()?;
     // What the site's web server cannot serve is refused before anything changes.
-    let web = crate::web::instance_web(&site, "0", &prefix, service)?;
+    let web = crate::web::instance_web(&site, "0", &prefix, service, &satisfied.php_values)?;
     for access in [Access::Enabled, Access::Disabled] {
         crate::web::render(&site, &web, access)?;
     }
@@ -759,27 +759,7 @@ fn apply(
             crate::restore::run_scripts(ctx, journal, &scripts, reporter)?;
         }
     }
-    // Open access (§8.3 step 11): the web server's configuration, then the folder.
-    let web = crate::web::instance_web(&c.site, id, &c.prefix, c.service)?;
-    crate::web::apply(
-        journal,
-        "web-config",
-        &c.site,
-        &web,
-        Access::Enabled,
-        reporter,
-    )?;
-    if let Some(d) = &deployed {
-        journal.step("open-access", |_| {
-            deploy::open_access(
-                Place {
-                    docroot: &c.site.docroot,
-                    prefix: &c.prefix,
-                },
-                d.open_mode,
-            )
-        })?;
-    }
+    open_access(journal, c, id, deployed.as_ref(), reporter)?;
     // The record committed by the caller (§8.3 step 13).
     let (files, system_changes) = match deployed {
         Some(d) => (
@@ -802,6 +782,43 @@ fn apply(
         files,
         ..instance_record(ctx, pkg, c, id, InstanceState::Ready)?
     })
+}
+
+/// §8.3 step 11, open access: the web server's configuration (with the instance's own PHP
+/// settings), then the instance root's mode.
+fn open_access(
+    journal: &mut Journal<'_>,
+    c: &Checked<'_>,
+    id: &str,
+    deployed: Option<&deploy::Deployed>,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    let web = crate::web::instance_web(&c.site, id, &c.prefix, c.service, &c.satisfied.php_values)?;
+    for (name, value) in &web.php_values {
+        reporter.step(&format!(
+            "PHP setting `{name}` = `{value}` for this instance (the site's PHP-FPM has less)"
+        ));
+    }
+    crate::web::apply(
+        journal,
+        "web-config",
+        &c.site,
+        &web,
+        Access::Enabled,
+        reporter,
+    )?;
+    if let Some(d) = deployed {
+        journal.step("open-access", |_| {
+            deploy::open_access(
+                Place {
+                    docroot: &c.site.docroot,
+                    prefix: &c.prefix,
+                },
+                d.open_mode,
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The system change an instance keeps for its web server configuration (its removal removes

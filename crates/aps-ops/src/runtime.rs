@@ -13,8 +13,10 @@ use std::collections::BTreeMap;
 use aps_host::interp::{Interpreter, InterpreterRegistry};
 use aps_host::php::{IniSize, PhpInfo};
 use aps_host::user::SystemUser;
+use aps_host::web::FastCgi;
 use aps_meta::model::{
-    ApacheRequirement, DbRequirement, PhpRequirement, Requirement, Requirements, ScriptDecl,
+    ApacheRequirement, DbRequirement, PhpFlag, PhpRequirement, Requirement, Requirements,
+    ScriptDecl,
 };
 use aps_meta::version::Version;
 use aps_store::sites::{Site, WebKind};
@@ -80,6 +82,8 @@ pub(crate) struct Satisfied {
     pub databases: Vec<DbChoice>,
     /// For every `choice`, the id of the alternative taken.
     pub choices: Vec<String>,
+    /// PHP settings the site's PHP-FPM has too low, set for the instance alone (`PHP_VALUE`).
+    pub php_values: Vec<(String, String)>,
 }
 
 /// Checks every requirement of a service on a site; returns the choices made or every problem.
@@ -98,6 +102,9 @@ pub(crate) fn check(
         shared,
         db_server,
         php: None,
+        fpm: fpm_of(site),
+        fpm_php: None,
+        php_values: Vec::new(),
     };
     let mut problems = Vec::new();
     let mut out = Satisfied::default();
@@ -140,6 +147,7 @@ pub(crate) fn check(
         }
     }
     if problems.is_empty() {
+        out.php_values = std::mem::take(&mut checker.php_values);
         Ok(out)
     } else {
         Err(Error::Invalid(format!(
@@ -158,6 +166,129 @@ struct Checker<'a> {
     user: &'a SystemUser,
     db_server: Option<&'a str>,
     php: Option<Result<PhpInfo, String>>,
+    /// The site's PHP-FPM, when apsctl configures its web server: the web SAPI's values decide
+    /// the PHP settings, and its version and extensions must hold as well as the CLI's.
+    fpm: Option<FastCgi>,
+    fpm_php: Option<Result<PhpInfo, String>>,
+    php_values: Vec<(String, String)>,
+}
+
+/// Whether `info` (a CLI's or PHP-FPM's answers) meets `req`; the reason when not.
+fn php_holds(info: &PhpInfo, req: &PhpRequirement) -> Result<(), String> {
+    match req {
+        PhpRequirement::Version {
+            min,
+            max_not_including,
+        } => {
+            let have = Version::new(info.version.as_str());
+            if let Some(min) = min {
+                if have < Version::new(min.as_str()) {
+                    return Err(format!(
+                        "PHP {} is older than the required {min}",
+                        info.version
+                    ));
+                }
+            }
+            if let Some(max) = max_not_including {
+                if have >= Version::new(max.as_str()) {
+                    return Err(format!(
+                        "PHP {} is not older than {max}, as required",
+                        info.version
+                    ));
+                }
+            }
+            Ok(())
+        }
+        PhpRequirement::Extension(ext) => {
+            if info.has_extension(ext) {
+                Ok(())
+            } else {
+                Err(format!("PHP extension `{ext}` is not loaded"))
+            }
+        }
+        PhpRequirement::Function(f) => match info.has_function(f) {
+            Some(true) => Ok(()),
+            _ => Err(format!("PHP function `{f}` does not exist")),
+        },
+        PhpRequirement::Flag {
+            directive: flag,
+            value,
+        } => {
+            let have = info
+                .ini(flag.ini_name())
+                .is_some_and(aps_host::php::parse_ini_bool);
+            if have == *value {
+                Ok(())
+            } else {
+                Err(format!(
+                    "PHP setting `{}` must be {}",
+                    flag.ini_name(),
+                    if *value { "on" } else { "off" }
+                ))
+            }
+        }
+        PhpRequirement::Size { directive, bytes } => {
+            let name = directive.ini_name();
+            match info.ini(name).and_then(aps_host::php::parse_ini_size) {
+                Some(IniSize::Unlimited) => Ok(()),
+                Some(IniSize::Bytes(have)) if have >= *bytes => Ok(()),
+                _ => Err(format!(
+                    "PHP setting `{name}` is below the required {bytes} bytes"
+                )),
+            }
+        }
+        PhpRequirement::MaxExecutionTime(seconds) => {
+            let have: u64 = info
+                .ini("max_execution_time")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if have == 0 || have >= *seconds {
+                Ok(())
+            } else {
+                Err(format!(
+                    "PHP `max_execution_time` is {have}s, below the required {seconds}s"
+                ))
+            }
+        }
+    }
+}
+
+/// The per-instance setting (`PHP_VALUE`) that meets `req`, when PHP lets a request set it
+/// (`PHP_INI_PERDIR` or `PHP_INI_ALL`: `memory_limit`, `post_max_size`, `max_execution_time`,
+/// `short_open_tag`). `file_uploads` and `allow_url_fopen` are the pool's (`PHP_INI_SYSTEM`), and
+/// `safe_mode`, `register_globals`, `magic_quotes_gpc` no longer exist: those are refused.
+fn per_instance(req: &PhpRequirement) -> Option<(String, String)> {
+    match req {
+        PhpRequirement::Size { directive, bytes } => {
+            let value = if bytes % (1 << 20) == 0 {
+                format!("{}M", bytes >> 20)
+            } else {
+                bytes.to_string()
+            };
+            Some((directive.ini_name().to_owned(), value))
+        }
+        PhpRequirement::MaxExecutionTime(seconds) => {
+            Some(("max_execution_time".to_owned(), seconds.to_string()))
+        }
+        PhpRequirement::Flag {
+            directive: PhpFlag::ShortOpenTag,
+            value,
+        } => Some((
+            "short_open_tag".to_owned(),
+            if *value { "1" } else { "0" }.to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// The PHP-FPM apsctl can probe and configure per instance for `site`.
+fn fpm_of(site: &Site) -> Option<FastCgi> {
+    if site.web == WebKind::None {
+        return None;
+    }
+    site.php_fastcgi
+        .as_deref()
+        .and_then(|addr| FastCgi::parse(addr).ok())
 }
 
 impl Checker<'_> {
@@ -205,87 +336,63 @@ impl Checker<'_> {
         }
     }
 
+    /// The site's PHP-FPM answers (probed once, asked about every function of the package).
+    fn fpm_info(&mut self, fpm: &FastCgi, function: Option<&str>) -> Result<PhpInfo, String> {
+        let needs_probe = match (&self.fpm_php, function) {
+            (None, _) => true,
+            (Some(Ok(info)), Some(f)) => info.has_function(f).is_none(),
+            _ => false,
+        };
+        if needs_probe {
+            let mut functions: Vec<String> = self
+                .fpm_php
+                .as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .map(|i| i.functions.keys().cloned().collect())
+                .unwrap_or_default();
+            functions.extend(function.map(str::to_owned));
+            let names: Vec<&str> = functions.iter().map(String::as_str).collect();
+            let probes = self.ctx.home.probes();
+            self.fpm_php =
+                Some(aps_host::php::probe_fpm(fpm, &probes, &names).map_err(|e| e.to_string()));
+        }
+        match &self.fpm_php {
+            Some(Ok(info)) => Ok(info.clone()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("PHP-FPM was not probed".into()),
+        }
+    }
+
     fn php(&mut self, req: &PhpRequirement) -> Result<(), String> {
         let function = match req {
             PhpRequirement::Function(f) => Some(f.as_str()),
             _ => None,
         };
-        let info = self.php_info(function)?;
-        match req {
-            PhpRequirement::Version {
-                min,
-                max_not_including,
-            } => {
-                let have = Version::new(info.version.as_str());
-                if let Some(min) = min {
-                    if have < Version::new(min.as_str()) {
-                        return Err(format!(
-                            "PHP {} is older than the required {min}",
-                            info.version
-                        ));
-                    }
-                }
-                if let Some(max) = max_not_including {
-                    if have >= Version::new(max.as_str()) {
-                        return Err(format!(
-                            "PHP {} is not older than {max}, as required",
-                            info.version
-                        ));
-                    }
-                }
-                Ok(())
-            }
-            PhpRequirement::Extension(ext) => {
-                if info.has_extension(ext) {
+        let is_setting = matches!(
+            req,
+            PhpRequirement::Flag { .. }
+                | PhpRequirement::Size { .. }
+                | PhpRequirement::MaxExecutionTime(_)
+        );
+        // Settings are the web SAPI's business when apsctl configures it; what the scripts run
+        // with (version, extensions, functions) must also hold for the CLI.
+        if !(is_setting && self.fpm.is_some()) {
+            let info = self.php_info(function)?;
+            php_holds(info, req)?;
+        }
+        let Some(fpm) = self.fpm.clone() else {
+            return Ok(());
+        };
+        let info = self.fpm_info(&fpm, function)?;
+        match php_holds(&info, req) {
+            Ok(()) => Ok(()),
+            Err(why) => match per_instance(req) {
+                Some(value) => {
+                    self.php_values.push(value);
                     Ok(())
-                } else {
-                    Err(format!("PHP extension `{ext}` is not loaded"))
                 }
-            }
-            PhpRequirement::Function(f) => match info.has_function(f) {
-                Some(true) => Ok(()),
-                _ => Err(format!("PHP function `{f}` does not exist")),
+                None => Err(format!("{why} (the site's PHP-FPM)")),
             },
-            PhpRequirement::Flag {
-                directive: flag,
-                value,
-            } => {
-                let have = info
-                    .ini(flag.ini_name())
-                    .is_some_and(aps_host::php::parse_ini_bool);
-                if have == *value {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "PHP setting `{}` must be {}",
-                        flag.ini_name(),
-                        if *value { "on" } else { "off" }
-                    ))
-                }
-            }
-            PhpRequirement::Size { directive, bytes } => {
-                let name = directive.ini_name();
-                match info.ini(name).and_then(aps_host::php::parse_ini_size) {
-                    Some(IniSize::Unlimited) => Ok(()),
-                    Some(IniSize::Bytes(have)) if have >= *bytes => Ok(()),
-                    _ => Err(format!(
-                        "PHP setting `{name}` is below the required {bytes} bytes"
-                    )),
-                }
-            }
-            PhpRequirement::MaxExecutionTime(seconds) => {
-                let have: u64 = info
-                    .ini("max_execution_time")
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if have == 0 || have >= *seconds {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "PHP `max_execution_time` is {have}s, below the required {seconds}s"
-                    ))
-                }
-            }
         }
     }
 

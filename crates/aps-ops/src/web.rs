@@ -53,12 +53,14 @@ pub(crate) fn config_dir(site: &Site) -> Option<ConfigDir> {
 }
 
 /// What the site's web server needs to serve `service` installed at `prefix` (relative to the
-/// document root, empty for the site root) as instance `id`.
+/// document root, empty for the site root) as instance `id`, with the PHP settings the
+/// requirement checks chose for it alone (`php_values`).
 pub(crate) fn instance_web(
     site: &Site,
     id: &str,
     prefix: &str,
     service: &Service,
+    php_values: &[(String, String)],
 ) -> Result<InstanceWeb, Error> {
     let fastcgi = site
         .php_fastcgi
@@ -96,7 +98,7 @@ pub(crate) fn instance_web(
         docroot: site.docroot.clone(),
         locations,
         fastcgi,
-        php_values: Vec::new(),
+        php_values: php_values.to_vec(),
         htaccess,
         modules,
     })
@@ -246,7 +248,7 @@ mod tests {
             "/../../../shared/corpus/aps1/wordpress-5.2.3/APP-META.xml"
         ))
         .unwrap();
-        let web = instance_web(&site(), "1", "blog", &service(&meta)).unwrap();
+        let web = instance_web(&site(), "1", "blog", &service(&meta), &[]).unwrap();
         let urls: Vec<&str> = web.locations.iter().map(|l| l.url.as_str()).collect();
         assert_eq!(
             urls,
@@ -265,7 +267,7 @@ mod tests {
                 Path::new("/srv/s").join(l.url.trim_start_matches('/'))
             );
         }
-        let root = instance_web(&site(), "1", "", &service(&meta)).unwrap();
+        let root = instance_web(&site(), "1", "", &service(&meta), &[]).unwrap();
         assert_eq!(root.locations[0].url, "/");
         assert_eq!(root.locations[1].url, "/wp-content");
         assert_eq!(root.locations[0].dir, Path::new("/srv/s"));

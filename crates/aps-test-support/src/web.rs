@@ -93,6 +93,12 @@ impl PhpFpm {
     ///
     /// Panics, with the error log, when php-fpm is missing, exits or makes no socket within 10 s.
     pub fn start(user: &str, group: &str) -> PhpFpm {
+        Self::start_with(user, group, &[])
+    }
+
+    /// [`PhpFpm::start`] with more lines for the pool's section, e.g.
+    /// `php_value[memory_limit] = 64M` or `php_admin_flag[file_uploads] = off`.
+    pub fn start_with(user: &str, group: &str, pool_lines: &[&str]) -> PhpFpm {
         assert_root("PhpFpm::start");
         let binary = newest_php_fpm();
         let dir = state_dir("apsctl-php-fpm-");
@@ -115,7 +121,11 @@ impl PhpFpm {
              listen.mode = 0660\n\
              pm = static\n\
              pm.max_children = 2\n\
-             catch_workers_output = yes\n",
+             catch_workers_output = yes\n\
+             {extra}",
+            extra = pool_lines
+                .iter()
+                .fold(String::new(), |out, line| out + line + "\n"),
             pid = plain(&base.join("php-fpm.pid")),
             log = plain(&error_log),
             sock = plain(&socket),

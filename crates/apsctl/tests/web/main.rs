@@ -68,9 +68,14 @@ struct Served {
 /// Creates tenant `tag`'s document root, starts `kind` and PHP-FPM for it, and registers the
 /// site `site` with every `--web…` flag.
 fn served(w: &World, kind: Kind, tag: &str, site: &str) -> Served {
+    served_with(w, kind, tag, site, &[])
+}
+
+/// [`served`] with more lines for the PHP-FPM pool (`php_value[memory_limit] = 64M`).
+fn served_with(w: &World, kind: Kind, tag: &str, site: &str, pool: &[&str]) -> Served {
     let tenant = w.tenant(tag);
     let docroot = w.site_folder(&tenant, site);
-    let fpm = PhpFpm::start(tenant.name(), tenant.name());
+    let fpm = PhpFpm::start_with(tenant.name(), tenant.name(), pool);
     let server = kind.start(&docroot);
     w.apsctl(&[
         "site",
@@ -148,7 +153,7 @@ fn package_with(
     <settings>
       <setting id="title" type="string" default-value="Hello"><name>Title</name></setting>
     </settings>
-    <requirements xmlns:apache="http://apstandard.com/ns/1/apache">{extra_requirements}</requirements>
+    <requirements xmlns:apache="http://apstandard.com/ns/1/apache" xmlns:php="http://apstandard.com/ns/1/php">{extra_requirements}</requirements>
     <provision>
       {mapping}
       <configuration-script name="configure">
@@ -608,4 +613,59 @@ fn issue_9_the_ocstore_mapping_needs_htaccess_and_gets_it_on_apache() {
     assert!(run.stderr.contains(".htaccess"), "{run}");
     assert!(w.instances().is_empty());
     assert_eq!(world::tree(&s.docroot), before);
+}
+
+/// PHP settings are checked against the site's PHP-FPM (not the CLI): those it has too low and a
+/// request may set (`memory_limit` 64M in the pool, 96M required; `max_execution_time` 30 s,
+/// 600 s required) are set for the instance alone;
+/// one it cannot set (`file_uploads`, the pool's own) and one PHP no longer has
+/// (`register_globals`) are refused at install, naming the setting, with nothing changed.
+#[test]
+fn issue_9_php_settings_are_checked_against_php_fpm_and_set_per_instance() {
+    for (kind, n) in [(Kind::Nginx, 914), (Kind::Apache, 915)] {
+        let w = World::new(n);
+        let pool = [
+            "php_value[memory_limit] = 64M",
+            "php_admin_flag[file_uploads] = off",
+        ];
+        let s = served_with(&w, kind, "a", "site", &pool);
+        let limits = "<?php echo ini_get('memory_limit'), ' ', ini_get('max_execution_time'), ' ', ini_get('file_uploads') ? 'on' : 'off';\n";
+        let reference = package_with(
+            &w,
+            "webapp",
+            "<php:memory-limit>96M</php:memory-limit><php:max-execution-time>600</php:max-execution-time>",
+            MAPPING,
+            &[("htdocs/limits.php", limits)],
+        );
+        let run = w.apsctl(&["install", &reference, "--site", "site"]);
+        run.ok();
+        assert!(
+            run.stderr.contains("`memory_limit` = `96M`"),
+            "{kind:?}: {run}"
+        );
+        let body = expect_status(&s, "/webapp/limits.php", 200);
+        // Two values at once (nginx: one quoted multi-line string; Apache: `%0A` unescaped).
+        assert_eq!(body, "96M 600 off", "{kind:?}");
+
+        let before = world::tree(&s.docroot);
+        for (name, requirement, setting) in [
+            (
+                "uploads",
+                "<php:file-uploads>true</php:file-uploads>",
+                "file_uploads",
+            ),
+            (
+                "globals",
+                "<php:register-globals>true</php:register-globals>",
+                "register_globals",
+            ),
+        ] {
+            let reference = package_with(&w, name, requirement, MAPPING, &[]);
+            let run = w.apsctl(&["install", &reference, "--site", "site", "--path", name]);
+            run.refused().names(&[setting]);
+            assert!(run.stderr.contains("PHP-FPM"), "{kind:?}: {run}");
+            assert_eq!(world::tree(&s.docroot), before, "{kind:?} {setting}");
+        }
+        assert_eq!(w.instances().len(), 1);
+    }
 }
