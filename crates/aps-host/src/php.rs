@@ -11,8 +11,10 @@
 //! ([`parse_ini_size`], [`parse_ini_bool`]); mapping APS `php:*` requirements onto them is done in
 //! `aps-ops`.
 //!
-//! Known gaps: the CLI's ini can differ from the web SAPI's (FPM pool settings, per-directory
-//! `.user.ini`); the site adapter is to report web-SAPI values (§11 Q23).
+//! [`probe_fpm`] asks the same questions of a site's PHP-FPM pool over `FastCGI` (the web SAPI's
+//! values, §11 Q23): the probe is a root-owned file in a folder only root writes, requested once.
+//!
+//! Known gap: per-directory `.user.ini` files are not seen by either probe.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

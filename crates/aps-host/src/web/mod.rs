@@ -22,9 +22,10 @@
 //!
 //! Known gaps: a reload is a signal — nginx and Apache apply it asynchronously, within
 //! milliseconds, and apsctl does not probe the site to see the new configuration answer. PHP
-//! values set per instance go through the `FastCGI` parameter `PHP_VALUE`, which PHP-FPM applies per request
-//! (a worker that served another instance before keeps no value of it: PHP-FPM resets
-//! `PHP_VALUE` settings between requests since PHP 7.x, but older PHP did not).
+//! values set per instance go through the `FastCGI` parameter `PHP_VALUE`; PHP-FPM is known to
+//! let such a value outlive its request in the worker that served it (PHP bug 51983), so on a
+//! pool shared by several instances of one site an instance's raised value may be seen by
+//! another's request. A pool serves one site (one tenant), so nothing crosses tenants.
 
 pub mod apache;
 pub mod nginx;
