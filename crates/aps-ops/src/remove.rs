@@ -524,27 +524,11 @@ fn disable_access(
     loaded: &Loaded,
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
-    // The 503 needs only the instance's URL path, not its package: it works when the private
-    // metadata is gone (`--force`).
-    let closed = aps_host::web::InstanceWeb {
-        instance: loaded.instance.id.clone(),
-        docroot: loaded.site.docroot.clone(),
-        locations: vec![aps_host::web::Location {
-            url: format!("/{}", loaded.instance.prefix.trim_matches('/')),
-            dir: loaded.root.clone(),
-            php: aps_host::web::Php::Off,
-            readable: true,
-        }],
-        fastcgi: None,
-        php_values: Vec::new(),
-        htaccess: false,
-        modules: Vec::new(),
-    };
     crate::web::apply(
         journal,
         "disable-web",
         &loaded.site,
-        &closed,
+        &crate::web::closed(loaded),
         aps_host::web::Access::Disabled,
         reporter,
     )?;

@@ -261,6 +261,8 @@ fn undo_script(ctx: &Context, instance: &str, action: &str, stage: Stage, report
         (_, Stage::Failed) => return,
         ("install", _) => "remove",
         ("configure", _) => "configure",
+        ("disable", _) => "enable",
+        ("enable", _) => "disable",
         _ => return,
     };
     let result = crate::instance::Loaded::load(ctx, instance).and_then(|loaded| {

@@ -28,6 +28,7 @@ use aps_store::sites::{Site, WebKind};
 use crate::change::Change;
 use crate::context::Context;
 use crate::error::Error;
+use crate::instance::Loaded;
 use crate::journal::Journal;
 use crate::report::Reporter;
 
@@ -167,12 +168,6 @@ pub(crate) fn apply(
         return Ok(());
     };
     let text = render(site, web, access)?;
-    let previous = dir.read(&web.instance).map_err(web_error)?;
-    let change = Change::WebConfig {
-        site: site.name.clone(),
-        instance: web.instance.clone(),
-        previous: previous.clone(),
-    };
     reporter.step(&format!(
         "web server: {} `{}`",
         match access {
@@ -181,13 +176,51 @@ pub(crate) fn apply(
         },
         dir.file(&web.instance).display()
     ));
+    put(journal, step, site, &dir, &web.instance, text.as_deref())
+}
+
+/// Journaled step `step`: sets `instance`'s file in `dir` to `text` (`None`: no file), checks it
+/// and reloads; the change records the text before.
+pub(crate) fn put(
+    journal: &mut Journal<'_>,
+    step: &str,
+    site: &Site,
+    dir: &ConfigDir,
+    instance: &str,
+    text: Option<&str>,
+) -> Result<(), Error> {
+    let previous = dir.read(instance).map_err(web_error)?;
+    let change = Change::WebConfig {
+        site: site.name.clone(),
+        instance: instance.to_owned(),
+        previous: previous.clone(),
+    };
     journal.step(step, |j| {
         j.change(change, || {
-            dir.put_checked(&web.instance, text.as_deref(), previous.as_deref())
+            dir.put_checked(instance, text, previous.as_deref())
                 .and_then(|()| dir.reload())
                 .map_err(web_error)
         })
     })
+}
+
+/// What the 503 of a closed instance needs: only its URL path, not its package (so that it
+/// works when the private metadata is gone, `remove --force`).
+pub(crate) fn closed(loaded: &Loaded) -> InstanceWeb {
+    InstanceWeb {
+        instance: loaded.instance.id.clone(),
+        docroot: loaded.site.docroot.clone(),
+        locations: vec![Location {
+            url: format!("/{}", loaded.instance.prefix.trim_matches('/')),
+            dir: loaded.root.clone(),
+            php: Php::Off,
+            readable: true,
+        }],
+        fastcgi: None,
+        php_values: Vec::new(),
+        htaccess: false,
+        modules: Vec::new(),
+    }
 }
 
 /// Sets the instance's file back to `previous` (`None`: removes it) and reloads: the undo of a

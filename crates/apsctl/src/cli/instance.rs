@@ -110,6 +110,13 @@ pub struct RemoveArgs {
     force: bool,
 }
 
+/// `enable` / `disable` arguments.
+#[derive(Debug, ClapArgs)]
+pub struct StatusArgs {
+    /// Instance id.
+    id: String,
+}
+
 /// File choices of `remove`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Files {
@@ -327,6 +334,21 @@ pub fn configure(
             report.instance,
             report.changed.len()
         )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `enable` (`enable == true`) or `disable`.
+pub fn status(
+    args: &StatusArgs,
+    enable: bool,
+    s: super::Session,
+    out: &Printer,
+) -> anyhow::Result<ExitCode> {
+    let ctx = s.context()?;
+    let report = aps_ops::status::set(&ctx, &args.id, enable, out)?;
+    out.data(&serde_json::to_value(&report)?, || {
+        format!("instance {} is {}\n", report.instance, report.state)
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -83,6 +83,10 @@ pub enum Command {
     Configure(instance::ConfigureArgs),
     /// Remove an instance.
     Remove(instance::RemoveArgs),
+    /// Enable a disabled instance (`configure enable`; its URLs answer again).
+    Enable(instance::StatusArgs),
+    /// Disable an instance (`configure disable`; every URL of it answers 503).
+    Disable(instance::StatusArgs),
     /// Bring operations interrupted by a crash to a consistent state.
     Recover,
     /// Databases kept after their instance was removed: list and drop them.
@@ -123,6 +127,8 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
         Command::Instance(cmd) => instance::instance(cmd, s, printer),
         Command::Configure(args) => instance::configure(args, s, printer),
         Command::Remove(args) => instance::remove(args, s, printer),
+        Command::Enable(args) => instance::status(&args, true, s, printer),
+        Command::Disable(args) => instance::status(&args, false, s, printer),
         Command::Recover => instance::recover(s, printer),
         Command::Database(cmd) => database::run(cmd, s, printer),
         Command::Backup(args) => backup::backup(args, s, printer),

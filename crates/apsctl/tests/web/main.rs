@@ -115,6 +115,15 @@ fn package(w: &World, name: &str, extra_requirements: &str) -> String {
     package_with(w, name, extra_requirements, MAPPING, &[])
 }
 
+/// The test application declaring `status-control`.
+fn package_with_status(w: &World, name: &str) -> String {
+    package_with(w, name, STATUS_CONTROL, MAPPING, &[])
+}
+
+/// Passed as `extra_requirements`, it is taken out of the requirements and declares
+/// `status-control` in the configuration script instead.
+const STATUS_CONTROL: &str = "<!--status-control-->";
+
 /// The test application's URL mapping.
 const MAPPING: &str = r#"<url-mapping>
         <default-prefix>webapp</default-prefix>
@@ -137,6 +146,11 @@ fn package_with(
     mapping: &str,
     files: &[(&str, &str)],
 ) -> String {
+    let (extra_requirements, status_control) = if extra_requirements == STATUS_CONTROL {
+        ("", "<status-control/>")
+    } else {
+        (extra_requirements, "")
+    };
     let meta = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <application xmlns="http://apstandard.com/ns/1" version="1.2">
@@ -157,7 +171,7 @@ fn package_with(
     <provision>
       {mapping}
       <configuration-script name="configure">
-        <script-language>sh</script-language>
+        <script-language>sh</script-language>{status_control}
       </configuration-script>
     </provision>
   </service>
@@ -170,6 +184,13 @@ root="$WEB___DIR"
 case "$1" in
 install|configure)
     printf '<?php $title = %s;\n' "'$SETTINGS_title'" > "$root/config.php"
+    ;;
+enable|disable)
+    if [ -e "$root/uploads/fail-status" ]; then
+        echo "the application refuses to be ${1}d" >&2
+        exit 1
+    fi
+    echo "$1" > "$root/uploads/status.txt"
     ;;
 remove)
     if [ -e "$root/uploads/fail-remove" ]; then
@@ -668,4 +689,119 @@ fn issue_9_php_settings_are_checked_against_php_fpm_and_set_per_instance() {
         }
         assert_eq!(w.instances().len(), 1);
     }
+}
+
+/// Status control (§8.5): a disabled instance answers 503 on every URL and its script saw
+/// `configure disable`; a failing `configure disable` leaves it served and `ready`; enabling
+/// serves it again; a package without `status-control` is refused with the reason.
+#[test]
+fn issue_10_disable_answers_503_and_enable_serves_again() {
+    for (kind, n) in [(Kind::Nginx, 916), (Kind::Apache, 917)] {
+        let w = World::new(n);
+        let s = served(&w, kind, "a", "site");
+        let reference = package_with_status(&w, "webapp");
+        let id = w.install(&reference, "site", "webapp");
+        let root = s.docroot.join("webapp");
+        expect_status(&s, "/webapp/", 200);
+
+        as_tenant_ok(
+            &s.tenant,
+            &format!(": > '{}/uploads/fail-status'", show(&root)),
+        );
+        let run = w.apsctl(&["disable", &id]);
+        run.refused();
+        assert!(
+            run.stderr
+                .contains("the application refuses to be disabled"),
+            "{run}"
+        );
+        expect_status(&s, "/webapp/", 200);
+        assert_eq!(w.show(&id)["state"], "ready");
+        as_tenant_ok(
+            &s.tenant,
+            &format!("rm '{}/uploads/fail-status'", show(&root)),
+        );
+
+        w.apsctl(&["disable", &id]).ok();
+        assert_eq!(w.show(&id)["state"], "disabled", "{kind:?}");
+        for path in [
+            "/webapp/",
+            "/webapp",
+            "/webapp/uploads/README.txt",
+            "/webapp/index.php",
+        ] {
+            expect_status(&s, path, 503);
+        }
+        assert_eq!(
+            fs_err::read_to_string(root.join("uploads/status.txt")).unwrap(),
+            "disable\n"
+        );
+        // A disabled instance is not reconfigured, nor disabled twice.
+        w.apsctl(&["configure", &id, "--set", "title=No"]).refused();
+        w.apsctl(&["disable", &id]).refused();
+
+        w.apsctl(&["enable", &id]).ok();
+        assert_eq!(w.show(&id)["state"], "ready");
+        let body = expect_status(&s, "/webapp/", 200);
+        assert!(body.contains("<h1>Hello served by"), "{kind:?}: {body}");
+        assert_eq!(
+            fs_err::read_to_string(root.join("uploads/status.txt")).unwrap(),
+            "enable\n"
+        );
+
+        // Without `status-control`: refused, naming it; nothing changes.
+        let plain = package(&w, "plain", "");
+        let other = w.install(&plain, "site", "plain");
+        let run = w.apsctl(&["disable", &other]);
+        run.refused();
+        assert!(run.stderr.contains("status-control"), "{run}");
+        assert_eq!(run.code, Some(2), "{run}");
+        expect_status(&s, "/plain/", 200);
+        assert_eq!(w.show(&other)["state"], "ready");
+    }
+}
+
+/// Crashes inside a disable are rolled back by `recover`: the instance answers again and is
+/// `ready` (its script answered with `configure enable`).
+#[test]
+fn issue_10_a_crashed_disable_is_rolled_back() {
+    let w = World::new(918);
+    let s = served(&w, Kind::Nginx, "a", "site");
+    let reference = package_with_status(&w, "webapp");
+    let id = w.install(&reference, "site", "webapp");
+    for fault in ["web-reload", "after:disable-web", "after:configure-disable"] {
+        crash_at(&w, fault, &["disable", &id]);
+        w.apsctl(&["recover"]).ok();
+        assert_eq!(w.show(&id)["state"], "ready", "after a crash at {fault}");
+        let body = expect_status(&s, "/webapp/", 200);
+        assert!(
+            body.contains("<h1>Hello served by"),
+            "after a crash at {fault}: {body}"
+        );
+    }
+}
+
+/// On a `--web none` site (apsctl writes no server configuration) disabling closes the instance
+/// root to everyone but its owner, and enabling gives back its mode.
+#[test]
+fn issue_10_disable_without_a_web_server_closes_the_folder() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let w = World::new(919);
+    let tenant = w.tenant("a");
+    let docroot = w.site(&tenant, "plain");
+    let reference = package_with_status(&w, "webapp");
+    let id = w.install(&reference, "plain", "webapp");
+    let mode = || {
+        fs_err::metadata(docroot.join("webapp"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    let open = mode();
+    assert_eq!(open & 0o005, 0o005, "{open:o}");
+    w.apsctl(&["disable", &id]).ok();
+    assert_eq!(mode(), open & !0o077);
+    w.apsctl(&["enable", &id]).ok();
+    assert_eq!(mode(), open);
 }
