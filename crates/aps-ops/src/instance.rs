@@ -171,6 +171,13 @@ impl Loaded {
         vars
     }
 
+    /// The text of the instance's private APP-META.xml (the installed metadata, which
+    /// [`Loaded::load`] checked like an import), for the update rules (§7.2).
+    pub(crate) fn private_meta_text(&self) -> Result<String, Error> {
+        let path = self.private.join("meta").join(package::APP_META);
+        fs_err::read_to_string(&path).map_err(|e| Error::io(&path, e))
+    }
+
     /// The configuration script, with its interpreter checked for this site (seed step 2.1).
     pub(crate) fn config_script(&self, ctx: &Context) -> Result<Option<ConfigScript<'_>>, Error> {
         let Some(decl) = self.service()?.provision.configuration_script.as_ref() else {

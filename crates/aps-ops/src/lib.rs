@@ -33,6 +33,7 @@ pub mod settings;
 pub mod site;
 pub mod status;
 mod undo;
+pub mod updates;
 mod vars;
 pub mod vault;
 mod web;

@@ -67,6 +67,12 @@ pub enum InstanceCmd {
         /// Instance id.
         id: String,
     },
+    /// The packages in the repository that can update the instance (patch or upgrade, by their
+    /// match rules against its installed metadata).
+    Updates {
+        /// Instance id.
+        id: String,
+    },
 }
 
 /// `configure` arguments.
@@ -270,6 +276,30 @@ pub fn instance(cmd: InstanceCmd, s: super::Session, out: &Printer) -> anyhow::R
                         shown::name(&i.package.version),
                         shown::name(&i.package.release),
                         i.state
+                    );
+                }
+                t
+            })?;
+        }
+        InstanceCmd::Updates { id } => {
+            let updates = aps_ops::updates::updates(&ctx, &id)?;
+            out.data(&json!({ "updates": updates }), || {
+                if updates.is_empty() {
+                    return format!("instance {id}: no update in the repository\n");
+                }
+                let mut t = String::new();
+                for u in &updates {
+                    let kind = match u.kind {
+                        aps_ops::updates::Kind::Patch => "patch",
+                        aps_ops::updates::Kind::Upgrade => "upgrade",
+                    };
+                    let _ = writeln!(
+                        t,
+                        "{}\t{kind}\t{}-{}{}",
+                        u.package,
+                        shown::name(&u.version),
+                        shown::name(&u.release),
+                        if u.recommended { "\trecommended" } else { "" }
                     );
                 }
                 t
