@@ -532,19 +532,7 @@ fn disable_access(
         aps_host::web::Access::Disabled,
         reporter,
     )?;
-    let Some(root) = loaded.place().open_root_if_present()? else {
-        return Ok(());
-    };
-    reporter.step(&format!("disabling access to `{}`", loaded.root.display()));
-    let mode = root.mode().map_err(Error::Site)?;
-    let change = Change::FolderMode {
-        docroot: loaded.site.docroot.clone(),
-        rel: loaded.instance.prefix.clone(),
-        mode,
-    };
-    journal.step("disable-access", |j| {
-        j.change(change, || root.set_mode(0o700).map_err(Error::Site))
-    })
+    crate::web::close_root(journal, "disable-access", loaded, reporter)
 }
 
 /// Seed sub-step 3.1: the two file trees of an instance.

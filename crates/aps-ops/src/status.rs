@@ -135,22 +135,7 @@ fn close(journal: &mut Journal<'_>, loaded: &Loaded, reporter: &dyn Reporter) ->
             reporter,
         );
     }
-    let Some(root) = loaded.place().open_root_if_present()? else {
-        return Ok(());
-    };
-    reporter.step(&format!(
-        "closing `{}` to the web server",
-        loaded.root.display()
-    ));
-    let mode = root.mode().map_err(Error::Site)?;
-    let change = Change::FolderMode {
-        docroot: loaded.site.docroot.clone(),
-        rel: loaded.instance.prefix.clone(),
-        mode,
-    };
-    journal.step("disable-access", |j| {
-        j.change(change, || root.set_mode(mode & !0o077).map_err(Error::Site))
-    })
+    crate::web::close_root(journal, "disable-access", loaded, reporter)
 }
 
 /// Enabling's access step: what the latest `disable` took, given back.

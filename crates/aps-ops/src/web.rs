@@ -223,6 +223,32 @@ pub(crate) fn closed(loaded: &Loaded) -> InstanceWeb {
     }
 }
 
+/// Journaled step `step`: the instance root closed to everyone but its owner (0700; the web
+/// server can serve nothing of it), its mode before recorded. A root that is gone needs nothing.
+pub(crate) fn close_root(
+    journal: &mut Journal<'_>,
+    step: &str,
+    loaded: &Loaded,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    let Some(root) = loaded.place().open_root_if_present()? else {
+        return Ok(());
+    };
+    reporter.step(&format!(
+        "closing `{}` to the web server",
+        loaded.root.display()
+    ));
+    let mode = root.mode().map_err(Error::Site)?;
+    let change = Change::FolderMode {
+        docroot: loaded.site.docroot.clone(),
+        rel: loaded.instance.prefix.clone(),
+        mode,
+    };
+    journal.step(step, |j| {
+        j.change(change, || root.set_mode(0o700).map_err(Error::Site))
+    })
+}
+
 /// Sets the instance's file back to `previous` (`None`: removes it) and reloads: the undo of a
 /// [`Change::WebConfig`], and the removal's last word on access.
 pub(crate) fn restore(
