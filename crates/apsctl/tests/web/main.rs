@@ -805,3 +805,31 @@ fn issue_10_disable_without_a_web_server_closes_the_folder() {
     w.apsctl(&["enable", &id]).ok();
     assert_eq!(mode(), open);
 }
+
+/// Migration between web servers (issue 8 on top of issue 9): an instance served by nginx moves
+/// to a site served by Apache; the new site answers with the application's content (its
+/// `configure configure` saw the new URL), the old one gives 404 and keeps no configuration file.
+#[test]
+fn issue_9_migrating_from_nginx_to_apache_moves_the_configuration() {
+    let w = World::new(920);
+    let from = served(&w, Kind::Nginx, "a", "one");
+    let to = served(&w, Kind::Apache, "a", "two");
+    let reference = package(&w, "webapp", "");
+    let id = w.install(&reference, "one", "webapp");
+    w.apsctl(&["configure", &id, "--set", "title=Moving"]).ok();
+    expect_status(&from, "/webapp/", 200);
+    let run = w.apsctl(&["--json", "migrate", &id, "--site", "two"]);
+    run.ok();
+    let ids = w.instances();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let moved = &ids[0];
+    let body = expect_status(&to, "/webapp/", 200);
+    assert!(
+        body.contains("<h1>Moving served by fpm-fcgi</h1>"),
+        "{body}"
+    );
+    assert!(config_file(&to, moved).exists());
+    expect_status(&from, "/webapp/", 404);
+    assert!(!config_file(&from, &id).exists());
+    assert_eq!(web_files(&from), Vec::<String>::new());
+}
