@@ -18,7 +18,8 @@
 //!
 //! Modes: deployed folders 0755 and files 0644, owned by the site's user; below a mapping with
 //! `php:permissions writable="true"` folders 0775 and files 0664 (group-writable, for sites whose
-//! PHP runs as another user of the site's group). A mapped folder the package does not ship is
+//! PHP runs as another user of the site's group) when the user's primary group is its own; with a
+//! group shared with others (`users`) they stay 0755/0644, writable by the site's user alone. A mapped folder the package does not ship is
 //! created empty, unless its URL ends in a name with a dot (a file mapping such as
 //! `data_custom/errorlog.php`).
 //!
@@ -207,6 +208,13 @@ pub(crate) fn deploy(
         .filter_map(|(name, info)| extracted.targets.get(name).map(|t| (t.as_path(), info)))
         .collect();
     let mut files = Vec::new();
+    // Writable folders are the site user's (PHP-FPM runs as that user); they are also
+    // group-writable only when the user's primary group is private to it, so that a group shared
+    // with other tenants never gets to write where PHP runs.
+    let group_writable = user
+        .private_group()
+        .map_err(|e| Error::Failed(e.to_string()))?
+        .is_some();
     // One descriptor walk gives every entry its mode and owner and records it.
     root.walk(&mut |entry, phase| {
         if phase == Phase::Leave {
@@ -214,7 +222,7 @@ pub(crate) fn deploy(
         }
         let rel_text = entry.rel.to_string_lossy().into_owned();
         let is_dir = entry.kind == EntryKind::Dir;
-        let mode = match (is_dir, plan.writable(&rel_text)) {
+        let mode = match (is_dir, plan.writable(&rel_text) && group_writable) {
             (true, false) => 0o755,
             (true, true) => 0o775,
             (false, false) => 0o644,

@@ -4,23 +4,33 @@
 //! Main decisions: one `<Directory>` per location, parents first (Apache merges them from the
 //! shortest path to the longest, so a child's section overrides its parent's). PHP runs through
 //! `mod_proxy_fcgi` (`SetHandler "proxy:…"` on the declared extensions); below `php:disabled`
-//! files with PHP-like extensions get no handler and are refused (403). `apache:htaccess` gives
-//! `AllowOverride` for the instance's folders only, without `Options=ExecCGI`, `Includes` or
-//! `FollowSymLinks` (a tenant's `.htaccess` cannot make the server follow links into another
-//! tenant's files; an `.htaccess` asking for them answers 500). `apache:required-module` is
+//! files with PHP-like extensions get no handler and are refused (403). `apache:htaccess` allows, in the instance's
+//! folders, only the directives of [`HTACCESS_DIRECTIVES`] (`AllowOverrideList`): nothing that
+//! sets a handler, access, options or a rewrite rule (see there). `apache:required-module` is
 //! checked by the configuration test: an `<IfModule !mod_x.c>` section holding an `Error`
 //! directive makes the test fail with the module named. PHP values per instance go to PHP-FPM as
 //! `PHP_VALUE` through `ProxyFCGISetEnvIf`; several are joined by a newline written as `%0A`
 //! and decoded by the expression function `unescape`.
 //!
-//! Known gap: `mod_proxy_fcgi`, `mod_alias` (the 503) and `mod_authz_core` must be loaded by the
-//! site's server; without them the configuration test (or the reload) names the directive.
+//! Known gaps: `mod_proxy_fcgi`, `mod_alias` (the 503) and `mod_authz_core` must be loaded by the
+//! site's server; without them the configuration test (or the reload) names the directive. A
+//! package whose `.htaccess` needs `RewriteRule` (pretty URLs) gets 500 for it: rewrites would
+//! have to be translated into the instance's own configuration, which apsctl does not do yet. The
+//! `.htaccess` of an instance at the site root also reaches the folders of the site's other
+//! instances (Apache reads every ancestor's), limited to the same harmless directives.
 use std::fmt::Write as _;
 
 use super::{Access, Adapter, FastCgi, InstanceWeb, Location, Php, WebError};
 
 /// Extensions treated as PHP below `php:disabled`, whatever the handler above declared.
 const PHP_LIKE: &str = r"(?i)\.(?:php[0-9]?|phtml|phar|pht|phps)$";
+
+/// What an instance's `.htaccess` may say under `apache:htaccess` (`AllowOverrideList`): index
+/// pages, error pages, headers, expiry, types and redirects. Not allowed: `SetHandler`,
+/// `AddHandler`, `Require` and the other access directives, `Options`, and `RewriteRule`, whose
+/// `[H=…]` and `[P]` flags would let a tenant run files with any handler (PHP below
+/// `php:disabled`, another tenant's PHP-FPM pool) — a `.htaccess` using them answers 500.
+const HTACCESS_DIRECTIVES: &str = "DirectoryIndex ErrorDocument Header ExpiresActive ExpiresByType ExpiresDefault AddType AddCharset AddDefaultCharset AddEncoding AddLanguage DefaultLanguage Redirect RedirectMatch RedirectPermanent RedirectTemp RewriteEngine RewriteBase RewriteCond RewriteOptions";
 
 /// The Apache adapter.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,7 +60,9 @@ impl Adapter for Apache {
                 let pattern = if root.url == "/" {
                     "^/".to_owned()
                 } else {
-                    format!("^{}(?:/|$)", root.url)
+                    // `.` and `+` are the only characters of a safe path a regex gives meaning to.
+                    let literal = root.url.replace('.', "\\.").replace('+', "\\+");
+                    format!("^{literal}(?:/|$)")
                 };
                 let _ = writeln!(out, "RedirectMatch 503 \"{pattern}\"");
             }
@@ -68,17 +80,22 @@ impl Adapter for Apache {
 fn directory(out: &mut String, web: &InstanceWeb, location: &Location) {
     let _ = writeln!(out, "<Directory \"{}\">", location.dir.display());
     if !location.readable {
-        let _ = writeln!(out, "    Require all denied\n</Directory>");
+        // `<Files>` sections are merged after every `<Directory>` and `.htaccess` of the
+        // ancestors, so nothing above can grant what this refuses.
+        let _ = writeln!(
+            out,
+            "    AllowOverride None\n    Require all denied\n    <Files \"*\">\n        Require all denied\n    </Files>\n</Directory>"
+        );
         return;
     }
     let overrides = if web.htaccess {
-        "AuthConfig FileInfo Indexes Limit Options=Indexes,MultiViews,SymLinksIfOwnerMatch"
+        format!("None\n    AllowOverrideList {HTACCESS_DIRECTIVES}")
     } else {
-        "None"
+        "None".to_owned()
     };
     let _ = writeln!(
         out,
-        "    Options -Indexes -ExecCGI -Includes -FollowSymLinks +SymLinksIfOwnerMatch\n    AllowOverride {overrides}\n    Require all granted\n    <FilesMatch \"^\\.ht\">\n        Require all denied\n    </FilesMatch>"
+        "    Options -Indexes -ExecCGI -Includes -FollowSymLinks +SymLinksIfOwnerMatch\n    AllowOverride {overrides}\n    Require all granted\n    <FilesMatch \"^(?:\\.ht|\\.user\\.ini$)\">\n        Require all denied\n    </FilesMatch>"
     );
     match (&location.php, &web.fastcgi) {
         (Php::Run(extensions), Some(fastcgi)) => {
@@ -90,9 +107,11 @@ fn directory(out: &mut String, web: &InstanceWeb, location: &Location) {
                 FastCgi::Unix(path) => format!("proxy:unix:{}|fcgi://localhost/", path.display()),
                 FastCgi::Tcp(addr) => format!("proxy:fcgi://{addr}/"),
             };
+            // PHP-like files the package did not declare are refused (neither run nor shown as
+            // source); the declared extensions, merged after, are granted and run.
             let _ = writeln!(
                 out,
-                "    DirectoryIndex{indexes} index.html index.htm\n    <FilesMatch \"\\.(?:{})$\">\n        SetHandler \"{handler}\"\n    </FilesMatch>",
+                "    DirectoryIndex{indexes} index.html index.htm\n    <FilesMatch \"{PHP_LIKE}\">\n        Require all denied\n    </FilesMatch>\n    <FilesMatch \"\\.(?:{})$\">\n        Require all granted\n        SetHandler \"{handler}\"\n    </FilesMatch>",
                 extensions.join("|")
             );
             if !web.php_values.is_empty() {
@@ -109,9 +128,10 @@ fn directory(out: &mut String, web: &InstanceWeb, location: &Location) {
             }
         }
         _ => {
+            let declared = super::nginx::declared_extensions(web);
             let _ = writeln!(
                 out,
-                "    DirectoryIndex index.html index.htm\n    <FilesMatch \"{PHP_LIKE}\">\n        SetHandler none\n        Require all denied\n    </FilesMatch>"
+                "    DirectoryIndex index.html index.htm\n    <FilesMatch \"(?i)\\.(?:php[0-9]?|phtml|phar|pht|phps{declared})$\">\n        SetHandler none\n        Require all denied\n    </FilesMatch>"
             );
         }
     }
@@ -146,8 +166,13 @@ mod tests {
             .split("<Directory \"/srv/a/blog/private\">")
             .nth(1)
             .unwrap();
+        let private = private.split("</Directory>").next().unwrap();
         assert!(
-            private.starts_with("\n    Require all denied\n</Directory>"),
+            private.contains("AllowOverride None\n    Require all denied"),
+            "{private}"
+        );
+        assert!(
+            private.contains("<Files \"*\">\n        Require all denied"),
             "{private}"
         );
     }
@@ -158,7 +183,12 @@ mod tests {
         web.htaccess = true;
         web.modules = vec!["mod_rewrite".into()];
         let text = Apache.render(&web, Access::Enabled).unwrap().unwrap();
-        assert!(text.contains("AllowOverride AuthConfig FileInfo"), "{text}");
+        assert!(text.contains("AllowOverrideList DirectoryIndex"), "{text}");
+        for dangerous in ["FileInfo", "AuthConfig", "SetHandler ", "RewriteRule"] {
+            let list = text.split("AllowOverrideList").nth(1).unwrap();
+            let list = list.lines().next().unwrap();
+            assert!(!list.contains(dangerous), "{dangerous} allowed: {list}");
+        }
         assert!(
             text.contains("<IfModule !mod_rewrite.c>\n    Error"),
             "{text}"

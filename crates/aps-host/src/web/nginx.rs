@@ -88,8 +88,17 @@ fn enabled(out: &mut String, web: &InstanceWeb, location: &Location, is_root: bo
             let _ = writeln!(o, "    return 403;");
             return;
         }
-        let _ = writeln!(o, "    root {docroot};\n    autoindex off;");
-        let _ = writeln!(o, "    location ~ /\\.ht {{\n        return 403;\n    }}");
+        // A tenant's link to another tenant's file is never followed (nginx follows links by
+        // default); `.ht*` and `.user.ini` files are never served.
+        let _ = writeln!(
+            o,
+            "    root {docroot};\n    autoindex off;\n    disable_symlinks if_not_owner from=$document_root;"
+        );
+        let _ = writeln!(
+            o,
+            "    location ~ /(?:\\.ht|\\.user\\.ini$) {{\n        return 403;\n    }}"
+        );
+        let declared = declared_extensions(web);
         match (&location.php, &web.fastcgi) {
             (Php::Run(extensions), Some(fastcgi)) => {
                 let alternatives = extensions.join("|");
@@ -99,15 +108,40 @@ fn enabled(out: &mut String, web: &InstanceWeb, location: &Location, is_root: bo
                 });
                 let _ = writeln!(o, "    index{indexes} index.html index.htm;");
                 php(o, web, &alternatives, fastcgi);
+                // Other PHP-like files are neither run nor shown as source.
+                let _ = writeln!(
+                    o,
+                    "    location ~* \\.{PHP_LIKE}(?:/|$) {{\n        return 403;\n    }}"
+                );
             }
             _ => {
                 let _ = writeln!(
                     o,
-                    "    index index.html index.htm;\n    location ~* \\.{PHP_LIKE}(?:/|$) {{\n        return 403;\n    }}"
+                    "    index index.html index.htm;\n    location ~* \\.(?:php[0-9]?|phtml|phar|pht|phps{declared})(?:/|$) {{\n        return 403;\n    }}"
                 );
             }
         }
     });
+}
+
+/// `|ext` for every extension a location of the instance runs through PHP (refused as
+/// PHP-like where PHP is off, besides the usual ones).
+pub(super) fn declared_extensions(web: &InstanceWeb) -> String {
+    let mut all: Vec<&str> = web
+        .locations
+        .iter()
+        .filter_map(|l| match &l.php {
+            Php::Run(exts) => Some(exts.iter().map(String::as_str)),
+            Php::Off => None,
+        })
+        .flatten()
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all.iter().fold(String::new(), |mut out, e| {
+        let _ = write!(out, "|{e}");
+        out
+    })
 }
 
 /// The nested location that hands the declared extensions to PHP-FPM.

@@ -581,14 +581,14 @@ fn issue_9_the_wordpress_mapping_is_served_on_both_servers() {
 }
 
 /// The real `ocStore` 1.5.5.1.2 mapping (depth 3) with its `apache:htaccess` requirement: on Apache
-/// the instance's `.htaccess` files are honoured (a rewrite rule answers); on nginx the install
-/// is refused before anything changes, naming the requirement.
+/// the instance's `.htaccess` files are honoured (an `ErrorDocument` answers); on nginx the
+/// install is refused before anything changes, naming the requirement.
 #[test]
 fn issue_9_the_ocstore_mapping_needs_htaccess_and_gets_it_on_apache() {
     let files = [
         (
             "htdocs/.htaccess",
-            "RewriteEngine On\nRewriteRule ^pretty-url$ index.php [L]\n",
+            "DirectoryIndex index.html index.php\nErrorDocument 404 /ocstore/index.php\n",
         ),
         (
             "htdocs/image/cache/probe.php",
@@ -610,7 +610,8 @@ fn issue_9_the_ocstore_mapping_needs_htaccess_and_gets_it_on_apache() {
         &files,
     );
     w.install(&reference, "site", "ocstore");
-    let body = expect_status(&s, "/ocstore/pretty-url", 200);
+    // Its `ErrorDocument` answers a missing page with the application's front page.
+    let body = expect_status(&s, "/ocstore/no-such-page", 404);
     assert!(body.contains("<h1>Hello served by fpm-fcgi</h1>"), "{body}");
     for folder in ["image/cache", "system/logs"] {
         let body = expect_status(&s, &format!("/ocstore/{folder}/probe.php"), 200);
@@ -832,4 +833,73 @@ fn issue_9_migrating_from_nginx_to_apache_moves_the_configuration() {
     expect_status(&from, "/webapp/", 404);
     assert!(!config_file(&from, &id).exists());
     assert_eq!(web_files(&from), Vec::<String>::new());
+}
+
+/// A hostile tenant against the generated configuration (found by review): a link to a file it
+/// does not own, `.user.ini`, PHP-like files the package did not declare, an uppercase `.PHP`
+/// where PHP is off, and — on Apache with `apache:htaccess` — a `.htaccess` that tries to give
+/// PHP back to a `php:disabled` folder or to open an unreadable one. Nothing runs, nothing
+/// leaks.
+#[test]
+fn issue_9_tenant_tricks_get_nothing_from_the_configuration() {
+    for (kind, n) in [(Kind::Nginx, 921), (Kind::Apache, 922)] {
+        let w = World::new(n);
+        let s = served(&w, kind, "a", "site");
+        let requirement = if kind == Kind::Apache {
+            "<apache:htaccess/>"
+        } else {
+            ""
+        };
+        let reference = package(&w, "webapp", requirement);
+        w.install(&reference, "site", "webapp");
+        let root = show(&s.docroot.join("webapp"));
+        let secret = w.dir.join("root-secret.txt");
+        fs_err::write(&secret, "root's secret\n").unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut fs_err::metadata(&secret).unwrap().permissions(),
+            0o644,
+        );
+        as_tenant_ok(
+            &s.tenant,
+            &format!(
+                "cd '{root}' && ln -s '{}' link.txt && \
+                 printf 'memory_limit=1\\n' > .user.ini && \
+                 printf '<?php echo \"EXECUTED\";' > alt.phtml && \
+                 printf '<?php echo \"EXECUTED\";' > uploads/evil.PHP && \
+                 printf '<?php echo \"EXECUTED\";' > uploads/evil.php",
+                show(&secret)
+            ),
+        );
+        for (path, leak) in [
+            ("/webapp/link.txt", "root's secret"),
+            ("/webapp/.user.ini", "memory_limit"),
+            ("/webapp/alt.phtml", "EXECUTED"),
+            ("/webapp/uploads/evil.PHP", "EXECUTED"),
+        ] {
+            let (status, body) = s.server.wait_for_status(path, 403);
+            assert_eq!(status, 403, "{kind:?} {path}: {body}");
+            assert!(
+                !body.contains(leak) && !body.contains("<?php"),
+                "{kind:?} {path}: {body}"
+            );
+        }
+        if kind == Kind::Apache {
+            as_tenant_ok(
+                &s.tenant,
+                &format!(
+                    "printf '<FilesMatch \"\\\\.php$\">\\nRequire all granted\\nSetHandler \"proxy:unix:{}|fcgi://localhost/\"\\n</FilesMatch>\\n' > '{root}/uploads/.htaccess' && \
+                     printf '<FilesMatch \"\\\\.txt$\">\\nRequire all granted\\n</FilesMatch>\\n' > '{root}/.htaccess'",
+                    s._fpm.listen.trim_start_matches("unix:")
+                ),
+            );
+            for path in ["/webapp/uploads/evil.php", "/webapp/private/secret.txt"] {
+                let (status, body) = s.server.get(path);
+                assert_ne!(status, 200, "{path}: {body}");
+                assert!(
+                    !body.contains("EXECUTED") && !body.contains("not for the web"),
+                    "{path}: {body}"
+                );
+            }
+        }
+    }
 }
