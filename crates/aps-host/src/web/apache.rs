@@ -97,43 +97,40 @@ fn directory(out: &mut String, web: &InstanceWeb, location: &Location) {
         out,
         "    Options -Indexes -ExecCGI -Includes -FollowSymLinks +SymLinksIfOwnerMatch\n    AllowOverride {overrides}\n    Require all granted\n    <FilesMatch \"^(?:\\.ht|\\.user\\.ini$)\">\n        Require all denied\n    </FilesMatch>"
     );
-    match (&location.php, &web.fastcgi) {
-        (Php::Run(extensions), Some(fastcgi)) => {
-            let indexes = extensions.iter().fold(String::new(), |mut out, e| {
-                let _ = write!(out, " index.{e}");
-                out
-            });
-            let handler = match fastcgi {
-                FastCgi::Unix(path) => format!("proxy:unix:{}|fcgi://localhost/", path.display()),
-                FastCgi::Tcp(addr) => format!("proxy:fcgi://{addr}/"),
-            };
-            // PHP-like files the package did not declare are refused (neither run nor shown as
-            // source); the declared extensions, merged after, are granted and run.
+    if let (Php::Run(extensions), Some(fastcgi)) = (&location.php, &web.fastcgi) {
+        let indexes = extensions.iter().fold(String::new(), |mut out, e| {
+            let _ = write!(out, " index.{e}");
+            out
+        });
+        let handler = match fastcgi {
+            FastCgi::Unix(path) => format!("proxy:unix:{}|fcgi://localhost/", path.display()),
+            FastCgi::Tcp(addr) => format!("proxy:fcgi://{addr}/"),
+        };
+        // PHP-like files the package did not declare are refused (neither run nor shown as
+        // source); the declared extensions, merged after, are granted and run.
+        let _ = writeln!(
+            out,
+            "    DirectoryIndex{indexes} index.html index.htm\n    <FilesMatch \"{PHP_LIKE}\">\n        Require all denied\n    </FilesMatch>\n    <FilesMatch \"\\.(?:{})$\">\n        Require all granted\n        SetHandler \"{handler}\"\n    </FilesMatch>",
+            extensions.join("|")
+        );
+        if !web.php_values.is_empty() {
+            let values: Vec<String> = web
+                .php_values
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             let _ = writeln!(
                 out,
-                "    DirectoryIndex{indexes} index.html index.htm\n    <FilesMatch \"{PHP_LIKE}\">\n        Require all denied\n    </FilesMatch>\n    <FilesMatch \"\\.(?:{})$\">\n        Require all granted\n        SetHandler \"{handler}\"\n    </FilesMatch>",
-                extensions.join("|")
-            );
-            if !web.php_values.is_empty() {
-                let values: Vec<String> = web
-                    .php_values
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "    ProxyFCGISetEnvIf \"true\" PHP_VALUE \"%{{unescape:{}}}\"",
-                    values.join("%0A")
-                );
-            }
-        }
-        _ => {
-            let declared = super::nginx::declared_extensions(web);
-            let _ = writeln!(
-                out,
-                "    DirectoryIndex index.html index.htm\n    <FilesMatch \"(?i)\\.(?:php[0-9]?|phtml|phar|pht|phps{declared})$\">\n        SetHandler none\n        Require all denied\n    </FilesMatch>"
+                "    ProxyFCGISetEnvIf \"true\" PHP_VALUE \"%{{unescape:{}}}\"",
+                values.join("%0A")
             );
         }
+    } else {
+        let declared = super::nginx::declared_extensions(web);
+        let _ = writeln!(
+            out,
+            "    DirectoryIndex index.html index.htm\n    <FilesMatch \"(?i)\\.(?:php[0-9]?|phtml|phar|pht|phps{declared})$\">\n        SetHandler none\n        Require all denied\n    </FilesMatch>"
+        );
     }
     let _ = writeln!(out, "</Directory>");
 }

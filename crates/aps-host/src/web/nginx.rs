@@ -99,27 +99,24 @@ fn enabled(out: &mut String, web: &InstanceWeb, location: &Location, is_root: bo
             "    location ~ /(?:\\.ht|\\.user\\.ini$) {{\n        return 403;\n    }}"
         );
         let declared = declared_extensions(web);
-        match (&location.php, &web.fastcgi) {
-            (Php::Run(extensions), Some(fastcgi)) => {
-                let alternatives = extensions.join("|");
-                let indexes = extensions.iter().fold(String::new(), |mut out, e| {
-                    let _ = write!(out, " index.{e}");
-                    out
-                });
-                let _ = writeln!(o, "    index{indexes} index.html index.htm;");
-                php(o, web, &alternatives, fastcgi);
-                // Other PHP-like files are neither run nor shown as source.
-                let _ = writeln!(
-                    o,
-                    "    location ~* \\.{PHP_LIKE}(?:/|$) {{\n        return 403;\n    }}"
-                );
-            }
-            _ => {
-                let _ = writeln!(
-                    o,
-                    "    index index.html index.htm;\n    location ~* \\.(?:php[0-9]?|phtml|phar|pht|phps{declared})(?:/|$) {{\n        return 403;\n    }}"
-                );
-            }
+        if let (Php::Run(extensions), Some(fastcgi)) = (&location.php, &web.fastcgi) {
+            let alternatives = extensions.join("|");
+            let indexes = extensions.iter().fold(String::new(), |mut out, e| {
+                let _ = write!(out, " index.{e}");
+                out
+            });
+            let _ = writeln!(o, "    index{indexes} index.html index.htm;");
+            php(o, web, &alternatives, fastcgi);
+            // Other PHP-like files are neither run nor shown as source.
+            let _ = writeln!(
+                o,
+                "    location ~* \\.{PHP_LIKE}(?:/|$) {{\n        return 403;\n    }}"
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "    index index.html index.htm;\n    location ~* \\.(?:php[0-9]?|phtml|phar|pht|phps{declared})(?:/|$) {{\n        return 403;\n    }}"
+            );
         }
     });
 }

@@ -60,7 +60,7 @@ impl Kind {
 /// A tenant's site served by a real web server and PHP-FPM pool.
 struct Served {
     server: WebServer,
-    _fpm: PhpFpm,
+    fpm: PhpFpm,
     docroot: PathBuf,
     tenant: SystemUser,
 }
@@ -101,7 +101,7 @@ fn served_with(w: &World, kind: Kind, tag: &str, site: &str, pool: &[&str]) -> S
     .ok();
     Served {
         server,
-        _fpm: fpm,
+        fpm,
         docroot,
         tenant,
     }
@@ -889,7 +889,7 @@ fn issue_9_tenant_tricks_get_nothing_from_the_configuration() {
                 &format!(
                     "printf '<FilesMatch \"\\\\.php$\">\\nRequire all granted\\nSetHandler \"proxy:unix:{}|fcgi://localhost/\"\\n</FilesMatch>\\n' > '{root}/uploads/.htaccess' && \
                      printf '<FilesMatch \"\\\\.txt$\">\\nRequire all granted\\n</FilesMatch>\\n' > '{root}/.htaccess'",
-                    s._fpm.listen.trim_start_matches("unix:")
+                    s.fpm.listen.trim_start_matches("unix:")
                 ),
             );
             for path in ["/webapp/uploads/evil.php", "/webapp/private/secret.txt"] {
