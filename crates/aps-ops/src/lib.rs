@@ -31,6 +31,7 @@ mod script;
 pub mod server;
 pub mod settings;
 pub mod site;
+pub mod site_update;
 mod undo;
 mod vars;
 pub mod vault;
