@@ -109,6 +109,19 @@ pub enum Change {
         /// The file's text before; `None` when there was no file.
         previous: Option<String>,
     },
+    /// The instance's configuration file in a web server folder named here rather than through
+    /// a site (`site update` moves a file between servers while the site record still names the
+    /// old one). Undo: put `previous` back in `dir` (none: remove the file) and run `reload`.
+    WebConfigIn {
+        /// The web server folder (`--web-dir`).
+        dir: PathBuf,
+        /// The server's reload command there, when it has one.
+        reload: Option<String>,
+        /// The instance.
+        instance: String,
+        /// The file's text before; `None` when there was no file.
+        previous: Option<String>,
+    },
     /// A run of the instance's configuration script. Undo: for `install`, `configure remove`
     /// (§11 Q27); for `configure`, `configure configure` again with the stored values, so that
     /// the application agrees with the store; `remove` is never undone (it is the removal's
@@ -160,6 +173,7 @@ impl Change {
             Self::Database { .. } => "database",
             Self::TempFile { .. } => "temp-file",
             Self::WebConfig { .. } => "web-config",
+            Self::WebConfigIn { .. } => "web-config-in",
             Self::Script { .. } => "script",
         }
     }

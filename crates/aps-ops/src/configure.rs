@@ -17,6 +17,8 @@ use crate::error::Error;
 use crate::instance::Loaded;
 use crate::journal::Journal;
 use crate::report::Reporter;
+use crate::script::ConfigScript;
+use crate::vars::VarSet;
 
 /// What `configure` needs.
 #[derive(Debug, Clone, Default)]
@@ -50,18 +52,7 @@ pub fn configure(
     ctx.store()?.instances().get(&opts.instance)?;
     let _lock = crate::lock::instance(ctx, &opts.instance, "reconfiguration")?;
     let loaded = Loaded::load(ctx, &opts.instance)?;
-    if loaded.instance.state != InstanceState::Ready {
-        return Err(Error::Conflict(format!(
-            "instance {} is {}, not ready: it cannot be reconfigured{}",
-            opts.instance,
-            loaded.instance.state,
-            if loaded.instance.state == InstanceState::Installing {
-                " (its install is running or was interrupted: run `apsctl recover`)"
-            } else {
-                ""
-            }
-        )));
-    }
+    require_ready(&loaded, "reconfigured")?;
     let (encoded, changed) = new_values(ctx, &loaded, opts)?;
     let script = loaded.config_script(ctx)?;
     let params = serde_json::json!({ "changed": changed });
@@ -69,16 +60,7 @@ pub fn configure(
     let result = (|| {
         if let Some(script) = &script {
             let vars = loaded.variables(Some(&encoded));
-            vars.check_size()?;
-            let change = Change::Script {
-                instance: opts.instance.clone(),
-                action: "configure".into(),
-            };
-            journal.step("configure-configure", |j| {
-                j.change(change, || {
-                    script.run(ctx, "configure", &[], &vars, reporter)
-                })
-            })?;
+            run_script(ctx, &mut journal, &opts.instance, script, &vars, reporter)?;
         }
         encoded
             .iter()
@@ -108,6 +90,44 @@ pub fn configure(
     Ok(ConfigureReport {
         instance: opts.instance.clone(),
         changed,
+    })
+}
+
+/// Refuses an instance that is not `ready` (another operation runs on it, or one was
+/// interrupted): it cannot be `what` (`reconfigured`, …).
+pub(crate) fn require_ready(loaded: &Loaded, what: &str) -> Result<(), Error> {
+    let state = loaded.instance.state;
+    if state == InstanceState::Ready {
+        return Ok(());
+    }
+    Err(Error::Conflict(format!(
+        "instance {} is {state}, not ready: it cannot be {what}{}",
+        loaded.instance.id,
+        if state == InstanceState::Installing {
+            " (its install is running or was interrupted: run `apsctl recover`)"
+        } else {
+            ""
+        }
+    )))
+}
+
+/// Journaled step `configure-configure`: runs `configure configure` with `vars`. Its undo
+/// (a failed operation, or `recover`) runs it again with what the store holds.
+pub(crate) fn run_script(
+    ctx: &Context,
+    journal: &mut Journal<'_>,
+    instance: &str,
+    script: &ConfigScript<'_>,
+    vars: &VarSet,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    vars.check_size()?;
+    let change = Change::Script {
+        instance: instance.to_owned(),
+        action: "configure".into(),
+    };
+    journal.step("configure-configure", |j| {
+        j.change(change, || script.run(ctx, "configure", &[], vars, reporter))
     })
 }
 

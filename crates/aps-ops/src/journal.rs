@@ -267,16 +267,7 @@ impl<'c> Journal<'c> {
         outcome: Outcome,
         change: impl FnOnce(&aps_store::Store) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        fault(&format!("after:{kind}"))?;
-        fault("journal-write")?;
-        let at = crate::now(self.ctx);
-        self.ctx.store()?.atomically(|store| {
-            change(store)?;
-            store
-                .journal()
-                .finish_operation(self.op, outcome, None, at)?;
-            Ok::<(), Error>(())
-        })
+        finish_together(self.ctx, std::slice::from_ref(self), kind, outcome, change)
     }
 
     /// Records the operation's end with `outcome` and a note.
@@ -289,6 +280,30 @@ impl<'c> Journal<'c> {
         )?;
         Ok(())
     }
+}
+
+/// [`Journal::finish_with`] for an operation that keeps one journal per instance (`site
+/// update`): its final store change and the `outcome` of every journal in `journals` are one
+/// store transaction.
+pub(crate) fn finish_together(
+    ctx: &Context,
+    journals: &[Journal<'_>],
+    kind: &str,
+    outcome: Outcome,
+    change: impl FnOnce(&aps_store::Store) -> Result<(), Error>,
+) -> Result<(), Error> {
+    fault(&format!("after:{kind}"))?;
+    fault("journal-write")?;
+    let at = crate::now(ctx);
+    ctx.store()?.atomically(|store| {
+        change(store)?;
+        for journal in journals {
+            store
+                .journal()
+                .finish_operation(journal.op, outcome, None, at)?;
+        }
+        Ok::<(), Error>(())
+    })
 }
 
 /// Passes fault point `point` (test builds only).

@@ -31,6 +31,7 @@ mod script;
 pub mod server;
 pub mod settings;
 pub mod site;
+pub mod site_update;
 pub mod status;
 mod undo;
 pub mod updates;

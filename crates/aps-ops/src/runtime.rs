@@ -15,8 +15,8 @@ use aps_host::php::{IniSize, PhpInfo};
 use aps_host::user::SystemUser;
 use aps_host::web::FastCgi;
 use aps_meta::model::{
-    ApacheRequirement, DbRequirement, PhpFlag, PhpRequirement, Requirement, Requirements,
-    ScriptDecl,
+    Alternative, ApacheRequirement, Choice, DbRequirement, PhpFlag, PhpRequirement, Requirement,
+    Requirements, ScriptDecl,
 };
 use aps_meta::version::Version;
 use aps_store::sites::{Site, WebKind};
@@ -155,6 +155,53 @@ pub(crate) fn check(
             site.name,
             problems.join("\n  ")
         )))
+    }
+}
+
+/// What an installed instance must keep meeting when its site changes (`site update`): the
+/// service's own requirements and, of each `choice`, the alternative taken at install
+/// (`chosen`, in document order; a choice without a recorded alternative keeps them all) — all
+/// without their database requirements, which a site's URL, PHP or web server do not touch.
+pub(crate) fn installed_requirements(
+    requirements: &Requirements,
+    chosen: &[String],
+) -> Requirements {
+    let keep = |items: &[Requirement]| -> Vec<Requirement> {
+        items
+            .iter()
+            .filter(|r| !matches!(r, Requirement::Db(_)))
+            .cloned()
+            .collect()
+    };
+    let choices = requirements
+        .choices
+        .iter()
+        .enumerate()
+        .map(|(n, choice)| {
+            let taken: Vec<&Alternative> = choice
+                .alternatives
+                .iter()
+                .filter(|alt| chosen.get(n) == Some(&alt.id))
+                .collect();
+            let alternatives = if taken.is_empty() {
+                choice.alternatives.iter().collect()
+            } else {
+                taken
+            };
+            Choice {
+                alternatives: alternatives
+                    .into_iter()
+                    .map(|alt| Alternative {
+                        id: alt.id.clone(),
+                        items: keep(&alt.items),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Requirements {
+        items: keep(&requirements.items),
+        choices,
     }
 }
 
@@ -491,5 +538,56 @@ impl Checker<'_> {
                 self.site.name
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(id: &str) -> Requirement {
+        Requirement::Db(DbRequirement {
+            id: id.into(),
+            default_name: None,
+            can_use_tables_prefix: false,
+            server_type: "mysql".into(),
+            server_min_version: None,
+        })
+    }
+
+    fn ext(name: &str) -> Requirement {
+        Requirement::Php(PhpRequirement::Extension(name.into()))
+    }
+
+    /// `site update` (issue 10 item 7) checks what the site change touches: no databases, and of
+    /// a `choice` the alternative the install took.
+    #[test]
+    fn installed_requirements_keep_the_chosen_alternative_without_databases() {
+        let alt = |id: &str, items: Vec<Requirement>| Alternative {
+            id: id.into(),
+            items,
+        };
+        let requirements = Requirements {
+            items: vec![ext("gd"), db("main")],
+            choices: vec![
+                Choice {
+                    alternatives: vec![
+                        alt("pgsql", vec![ext("pgsql"), db("data")]),
+                        alt("mysql", vec![ext("mysqli"), db("data")]),
+                    ],
+                },
+                Choice {
+                    alternatives: vec![alt("x", vec![ext("x")]), alt("y", vec![ext("y")])],
+                },
+            ],
+        };
+        let kept = installed_requirements(&requirements, &["mysql".into()]);
+        assert_eq!(kept.items, [ext("gd")]);
+        assert_eq!(
+            kept.choices[0].alternatives,
+            [alt("mysql", vec![ext("mysqli")])]
+        );
+        // No alternative recorded for the second choice: all of them stay.
+        assert_eq!(kept.choices[1], requirements.choices[1]);
     }
 }

@@ -1,4 +1,5 @@
-//! Sites: the web sites apsctl installs instances on (CLI.md `site add/list/show/remove`).
+//! Sites: the web sites apsctl installs instances on (CLI.md `site add/list/show/remove`; the
+//! checks of `site update` are `revised`, its operation `site_update.rs`).
 //!
 //! Main decision: a site is registered once with everything an install needs to know about it —
 //! its document root (whose tree is its URL structure), its public URL, the system user that owns
@@ -296,7 +297,7 @@ pub fn add(ctx: &Context, opts: &SiteOptions) -> Result<SiteView, Error> {
     let site = Site {
         name: opts.name.clone(),
         docroot,
-        url: opts.url.trim_end_matches('/').to_owned() + "/",
+        url: stored_url(&opts.url),
         system_user: user.name().to_owned(),
         php,
         web: opts.web,
@@ -308,6 +309,72 @@ pub fn add(ctx: &Context, opts: &SiteOptions) -> Result<SiteView, Error> {
     };
     ctx.store()?.sites().insert(&site)?;
     Ok(site.into())
+}
+
+/// The URL as stored: with one trailing `/`.
+fn stored_url(url: &str) -> String {
+    url.trim_end_matches('/').to_owned() + "/"
+}
+
+/// The site `old` with the changes of `site update`, checked by the rules of [`add`] for the
+/// fields that change: the URL ([`SiteUrl::parse`]), the PHP CLI (resolved and run as the site's
+/// user) and the web server options ([`check_web`] on the values that result). A new `--web`
+/// kind starts the other web server options afresh (the old server's folder, test and reload
+/// are not the new one's); otherwise each option not given keeps its value. The PHP-FPM address
+/// belongs to PHP, not to the server: it is kept unless given.
+pub(crate) fn revised(
+    ctx: &Context,
+    old: &Site,
+    change: &crate::site_update::UpdateOptions,
+) -> Result<Site, Error> {
+    let url = match &change.url {
+        Some(url) => {
+            SiteUrl::parse(url)?;
+            stored_url(url)
+        }
+        None => old.url.clone(),
+    };
+    let php = match &change.php {
+        Some(php) => {
+            let user = SystemUser::lookup(&old.system_user)
+                .map_err(|e| Error::Invalid(format!("site `{}`: {e}", old.name)));
+            crate::runtime::resolve_php(ctx, Some(php), &user?)?
+        }
+        None => old.php.clone(),
+    };
+    let web = change.web.unwrap_or(old.web);
+    let afresh = web != old.web;
+    let site = Site {
+        url,
+        php,
+        web,
+        web_dir: kept(change.web_dir.as_ref(), old.web_dir.as_ref(), afresh),
+        web_reload: kept(change.web_reload.as_ref(), old.web_reload.as_ref(), afresh),
+        web_test: kept(change.web_test.as_ref(), old.web_test.as_ref(), afresh),
+        php_fastcgi: change
+            .php_fastcgi
+            .clone()
+            .or_else(|| old.php_fastcgi.clone()),
+        ..old.clone()
+    };
+    check_web(&SiteOptions {
+        name: site.name.clone(),
+        docroot: site.docroot.clone(),
+        url: site.url.clone(),
+        user: Some(site.system_user.clone()),
+        php: site.php.clone(),
+        web: site.web,
+        web_dir: site.web_dir.clone(),
+        web_reload: site.web_reload.clone(),
+        web_test: site.web_test.clone(),
+        php_fastcgi: site.php_fastcgi.clone(),
+    })?;
+    Ok(site)
+}
+
+/// The value `given`, else (unless the web server starts `afresh`) the one the site `had`.
+fn kept<T: Clone>(given: Option<&T>, had: Option<&T>, afresh: bool) -> Option<T> {
+    given.or(if afresh { None } else { had }).cloned()
 }
 
 /// The web server options of `site add`: a web server needs its include folder, which must be

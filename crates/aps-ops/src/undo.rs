@@ -101,6 +101,15 @@ pub(crate) fn undo(
             crate::web::restore(ctx, site, instance, previous.as_deref())?;
             Ok(Undone::Reverted)
         }
+        Change::WebConfigIn {
+            dir,
+            reload,
+            instance,
+            previous,
+        } => {
+            crate::web::restore_in(dir, reload.as_deref(), instance, previous.as_deref())?;
+            Ok(Undone::Reverted)
+        }
         Change::TempFile { path } => match fs_err::symlink_metadata(path) {
             // Removing the entry itself: a link is removed, never followed.
             Ok(_) => {

@@ -15,6 +15,9 @@
 //!   failed removal gives access back), and removed (no file) once the removal is past its
 //!   commit point.
 //!
+//! - A site update moving an instance's file between servers journals each file as a
+//!   [`Change::WebConfigIn`], which names its folder instead of the site ([`move_config`]).
+//!
 //! Known gap: `apache:required-module` and `apache:htaccess` are read from the service's direct
 //! requirements, not from the `choice` alternative taken.
 use std::path::Path;
@@ -247,6 +250,81 @@ pub(crate) fn close_root(
     journal.step(step, |j| {
         j.change(change, || root.set_mode(0o700).map_err(Error::Site))
     })
+}
+
+/// Journaled step `step` of a site update: the instance's configuration leaves the server of
+/// `from` and becomes `text` in the server of `to` (the same folder: rewritten in place). The
+/// new file is written, checked by its server's test (a refused file is put back) and loaded
+/// first; then the old one is removed and its server reloaded. Each file is one
+/// [`Change::WebConfigIn`] naming its folder, so that its undo does not depend on the site
+/// record, which the update changes.
+pub(crate) fn move_config(
+    journal: &mut Journal<'_>,
+    step: &str,
+    instance: &str,
+    from: Option<&ConfigDir>,
+    to: Option<&ConfigDir>,
+    text: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    let from = from.filter(|f| to.is_none_or(|t| t.dir != f.dir));
+    journal.step(step, |j| {
+        if let Some(dir) = to {
+            let previous = dir.read(instance).map_err(web_error)?;
+            reporter.step(&format!(
+                "web server: serving the instance through `{}`",
+                dir.file(instance).display()
+            ));
+            let change = Change::WebConfigIn {
+                dir: dir.dir.clone(),
+                reload: dir.reload.clone(),
+                instance: instance.to_owned(),
+                previous: previous.clone(),
+            };
+            j.change(change, || {
+                dir.put_checked(instance, text, previous.as_deref())
+                    .and_then(|()| dir.reload())
+                    .map_err(web_error)
+            })?;
+        }
+        if let Some(dir) = from {
+            let previous = dir.read(instance).map_err(web_error)?;
+            reporter.step(&format!(
+                "web server: removing `{}`",
+                dir.file(instance).display()
+            ));
+            let change = Change::WebConfigIn {
+                dir: dir.dir.clone(),
+                reload: dir.reload.clone(),
+                instance: instance.to_owned(),
+                previous,
+            };
+            j.change(change, || {
+                dir.put(instance, None)
+                    .and_then(|()| dir.reload())
+                    .map_err(web_error)
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// Sets the instance's file in `dir` back to `previous` (`None`: removes it) and runs `reload`:
+/// the undo of a [`Change::WebConfigIn`].
+pub(crate) fn restore_in(
+    dir: &Path,
+    reload: Option<&str>,
+    instance: &str,
+    previous: Option<&str>,
+) -> Result<(), Error> {
+    let dir = ConfigDir {
+        dir: dir.to_path_buf(),
+        test: None,
+        reload: reload.map(str::to_owned),
+    };
+    dir.put(instance, previous)
+        .and_then(|()| dir.reload())
+        .map_err(web_error)
 }
 
 /// Sets the instance's file back to `previous` (`None`: removes it) and reloads: the undo of a

@@ -469,6 +469,19 @@ impl<'s> Instances<'s> {
         })
     }
 
+    /// Sets the instance's public URL and `updated_at` (its site's URL changed).
+    pub fn set_url(&self, id: &str, url: &str, at: Timestamp) -> Result<(), StoreError> {
+        let action = format!("set the URL of instance `{id}`");
+        self.store.write(&action, |c| {
+            touch(c, id, at)?;
+            c.execute(
+                "UPDATE instances SET url = ?2 WHERE id = ?1",
+                params![id, url],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Records one more database of the instance (an install records each as it creates it).
     pub fn add_database(&self, id: &str, db: &InstanceDatabase) -> Result<(), StoreError> {
         let action = format!("record database `{}` of instance `{id}`", db.db_id);

@@ -1,7 +1,8 @@
 //! Registered web sites (`site add/list/show/remove`): where instances are installed.
 //!
 //! Main decision: a site row is what the administrator registered, nothing probed; `aps-host`
-//! turns it into a live site adapter. Removing a site is refused while instances are on it.
+//! turns it into a live site adapter. Removing a site is refused while instances are on it;
+//! [`Sites::update`] changes its URL, PHP and web server, never its document root or user.
 
 use std::path::PathBuf;
 
@@ -114,6 +115,33 @@ impl<'s> Sites<'s> {
             let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM sites ORDER BY name"))?;
             let rows = stmt.query_map([], from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Replaces what can change of the registered site `site.name` (`site update`): its URL, PHP
+    /// and web server fields. Its document root, user and `created_at` stay as registered.
+    /// [`StoreErrorKind::NotFound`](crate::StoreErrorKind::NotFound) if absent.
+    pub fn update(&self, site: &Site) -> Result<(), StoreError> {
+        let action = format!("update site `{}`", site.name);
+        self.store.write(&action, |c| {
+            let changed = c.execute(
+                "UPDATE sites SET url = ?2, php = ?3, web_kind = ?4, web_dir = ?5, \
+                 web_reload = ?6, php_fastcgi = ?7, web_test = ?8 WHERE name = ?1",
+                params![
+                    site.name,
+                    site.url,
+                    opt_path_text(site.php.as_deref())?,
+                    site.web.as_str(),
+                    opt_path_text(site.web_dir.as_deref())?,
+                    site.web_reload,
+                    site.php_fastcgi,
+                    site.web_test,
+                ],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::not_found(Object::Site(site.name.clone())).into());
+            }
+            Ok(())
         })
     }
 

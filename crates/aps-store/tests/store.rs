@@ -443,6 +443,57 @@ fn sites_insert_get_list_delete() {
     assert_eq!(sites.list().unwrap().len(), 1);
 }
 
+/// `site update` (issue 10 item 7): URL, PHP and web fields change; name, document root, user
+/// and registration time stay; the instances' URLs are set one by one.
+#[test]
+fn issue_10_sites_update_keeps_what_identifies_the_site() {
+    let f = populated();
+    f.store
+        .instances()
+        .commit(&instance("i1", "a", "wp-1"))
+        .unwrap();
+    let changed = Site {
+        url: "https://renamed.test/".into(),
+        php: None,
+        web: WebKind::Apache,
+        web_dir: Some(PathBuf::from("/etc/apache2/apsctl/a")),
+        web_reload: Some("apache2ctl graceful".into()),
+        web_test: Some("apache2ctl -t".into()),
+        php_fastcgi: Some("127.0.0.1:9000".into()),
+        docroot: PathBuf::from("/elsewhere"),
+        system_user: "intruder".into(),
+        created_at: at(9999),
+        ..site("a", "ua")
+    };
+    f.store.sites().update(&changed).unwrap();
+    assert_eq!(
+        f.store.sites().get("a").unwrap(),
+        Site {
+            docroot: site("a", "ua").docroot,
+            system_user: "ua".into(),
+            created_at: site("a", "ua").created_at,
+            ..changed.clone()
+        }
+    );
+    f.store
+        .instances()
+        .set_url("i1", "https://renamed.test/blog/", at(5000))
+        .unwrap();
+    let i1 = f.store.instances().get("i1").unwrap();
+    assert_eq!(i1.url, "https://renamed.test/blog/");
+    assert_eq!(i1.updated_at, at(5000));
+    assert_error(
+        f.store.sites().update(&site("nowhere", "u")),
+        StoreErrorKind::NotFound,
+        "site `nowhere` is not registered",
+    );
+    assert_error(
+        f.store.instances().set_url("i9", "https://x.test/", at(1)),
+        StoreErrorKind::NotFound,
+        "instance `i9` does not exist",
+    );
+}
+
 #[test]
 fn a_site_with_instances_cannot_be_deleted() {
     let f = populated();

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use aps_ops::server::ServerOptions;
 use aps_ops::site::SiteOptions;
-use clap::{Subcommand, ValueEnum};
+use aps_ops::site_update::UpdateOptions;
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::output::Printer;
@@ -46,6 +47,9 @@ pub enum SiteCmd {
         #[arg(long, value_name = "ADDR")]
         php_fastcgi: Option<String>,
     },
+    /// Change a site's URL, PHP or web server; every instance on it follows (a new URL
+    /// reconfigures each, a new web server gets each one's configuration).
+    Update(UpdateArgs),
     /// List sites.
     List,
     /// Show a site.
@@ -60,6 +64,34 @@ pub enum SiteCmd {
     },
 }
 
+/// The options of `site update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The site's name in apsctl.
+    pub name: String,
+    /// Its new public URL.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Its new PHP CLI.
+    #[arg(long, value_name = "PATH")]
+    pub php: Option<PathBuf>,
+    /// Its new web server kind (a different one takes only the `--web-…` options given here).
+    #[arg(long, value_enum)]
+    pub web: Option<Web>,
+    /// Folder included by the site's server block / virtual host (`*.conf`).
+    #[arg(long, value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Command that reloads the web server (run by `sh -c` as root).
+    #[arg(long, value_name = "CMD")]
+    pub web_reload: Option<String>,
+    /// Command that runs the web server's own configuration test (exit 0 means valid).
+    #[arg(long, value_name = "CMD")]
+    pub web_test: Option<String>,
+    /// Where PHP-FPM listens for this site (`unix:/path` or `host:port`).
+    #[arg(long, value_name = "ADDR")]
+    pub php_fastcgi: Option<String>,
+}
+
 /// Web server kinds.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Web {
@@ -69,6 +101,16 @@ pub enum Web {
     Nginx,
     /// Apache.
     Apache,
+}
+
+impl Web {
+    fn kind(self) -> aps_ops::site::WebKind {
+        match self {
+            Self::None => aps_ops::site::WebKind::None,
+            Self::Nginx => aps_ops::site::WebKind::Nginx,
+            Self::Apache => aps_ops::site::WebKind::Apache,
+        }
+    }
 }
 
 /// Database server commands.
@@ -130,11 +172,7 @@ pub fn run_site(cmd: SiteCmd, s: super::Session, out: &Printer) -> anyhow::Resul
             web_test,
             php_fastcgi,
         } => {
-            let web = match web {
-                Web::None => aps_ops::site::WebKind::None,
-                Web::Nginx => aps_ops::site::WebKind::Nginx,
-                Web::Apache => aps_ops::site::WebKind::Apache,
-            };
+            let web = web.kind();
             let opts = SiteOptions {
                 name,
                 docroot,
@@ -155,6 +193,7 @@ pub fn run_site(cmd: SiteCmd, s: super::Session, out: &Printer) -> anyhow::Resul
                 )
             })?;
         }
+        SiteCmd::Update(args) => update(&ctx, args, out)?,
         SiteCmd::List => {
             let sites = aps_ops::site::list(&ctx)?;
             out.data(&json!({ "sites": sites }), || {
@@ -193,6 +232,36 @@ pub fn run_site(cmd: SiteCmd, s: super::Session, out: &Printer) -> anyhow::Resul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `site update`: the one operation, and what it changed.
+fn update(ctx: &aps_ops::Context, args: UpdateArgs, out: &Printer) -> anyhow::Result<()> {
+    let opts = UpdateOptions {
+        name: args.name,
+        url: args.url,
+        php: args.php,
+        web: args.web.map(Web::kind),
+        web_dir: args.web_dir,
+        web_reload: args.web_reload,
+        web_test: args.web_test,
+        php_fastcgi: args.php_fastcgi,
+    };
+    let report = aps_ops::site_update::update(ctx, &opts, out)?;
+    out.data(&serde_json::to_value(&report)?, || {
+        if report.changed.is_empty() {
+            return format!("site `{}` unchanged", report.site.name);
+        }
+        let mut text = format!(
+            "site `{}` updated ({})",
+            report.site.name,
+            report.changed.join(", ")
+        );
+        if !report.instances.is_empty() {
+            let _ = write!(text, "; instances changed: {}", report.instances.join(", "));
+        }
+        text
+    })?;
+    Ok(())
 }
 
 /// Runs a database server command.

@@ -26,6 +26,8 @@
 )]
 mod world;
 
+mod site_update;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -73,10 +75,24 @@ fn served(w: &World, kind: Kind, tag: &str, site: &str) -> Served {
 
 /// [`served`] with more lines for the PHP-FPM pool (`php_value[memory_limit] = 64M`).
 fn served_with(w: &World, kind: Kind, tag: &str, site: &str, pool: &[&str]) -> Served {
+    served_from(w, kind, tag, site, pool, None)
+}
+
+/// [`served_with`] whose server's own root is `server_root` rather than the site's document
+/// root (apsctl's configurations name their folders themselves): without them it serves nothing
+/// of the site.
+fn served_from(
+    w: &World,
+    kind: Kind,
+    tag: &str,
+    site: &str,
+    pool: &[&str],
+    server_root: Option<&Path>,
+) -> Served {
     let tenant = w.tenant(tag);
     let docroot = w.site_folder(&tenant, site);
     let fpm = PhpFpm::start_with(tenant.name(), tenant.name(), pool);
-    let server = kind.start(&docroot);
+    let server = kind.start(server_root.unwrap_or(&docroot));
     w.apsctl(&[
         "site",
         "add",
@@ -108,8 +124,9 @@ fn served_with(w: &World, kind: Kind, tag: &str, site: &str, pool: &[&str]) -> S
 }
 
 /// The test application: PHP everywhere but `uploads/` (PHP off, writable) and `private/`
-/// (unreadable). Its configuration script writes `config.php` with the `title` setting; its
-/// `remove` fails while `uploads/fail-remove` exists and waits for `uploads/go` while
+/// (unreadable). Its configuration script writes `config.php` with the `title` setting and the
+/// instance's URL (`base.php` shows it); its `configure` fails while `uploads/fail-configure`
+/// exists, its `remove` while `uploads/fail-remove` exists and waits for `uploads/go` while
 /// `uploads/hold` exists, so that a test can look at the site during a removal.
 fn package(w: &World, name: &str, extra_requirements: &str) -> String {
     package_with(w, name, extra_requirements, MAPPING, &[])
@@ -183,7 +200,12 @@ set -e
 root="$WEB___DIR"
 case "$1" in
 install|configure)
-    printf '<?php $title = %s;\n' "'$SETTINGS_title'" > "$root/config.php"
+    if [ "$1" = configure ] && [ -e "$root/uploads/fail-configure" ]; then
+        echo "the application refuses its new configuration" >&2
+        exit 1
+    fi
+    base="$BASE_URL_SCHEME://$BASE_URL_HOST${BASE_URL_PORT:+:$BASE_URL_PORT}$BASE_URL_PATH"
+    printf '<?php $title = %s; $base = %s;\n' "'$SETTINGS_title'" "'$base'" > "$root/config.php"
     ;;
 enable|disable)
     if [ -e "$root/uploads/fail-status" ]; then
@@ -215,6 +237,10 @@ esac
         .file(
             "htdocs/index.php",
             "<?php include __DIR__ . '/config.php'; echo '<h1>', htmlspecialchars($title), ' served by ', PHP_SAPI, '</h1>';\n",
+        )
+        .file(
+            "htdocs/base.php",
+            "<?php include __DIR__ . '/config.php'; echo $base;\n",
         )
         .file("htdocs/uploads/README.txt", "uploads\n")
         .file("htdocs/private/secret.txt", "not for the web\n")
