@@ -424,11 +424,13 @@ mod tests {
         let root = fs_err::metadata(docroot.join("a/app")).unwrap();
         assert_eq!(root.mode() & 0o7777, 0o700, "closed until open_access");
         assert_eq!(root.uid(), user.uid());
+        // `nobody`'s group `nogroup` is shared: its writable folder is the user's alone.
+        assert_eq!(user.private_group().unwrap(), None);
         let expected = [
             ("index.php", 0o644),
             ("about.html", 0o644),
-            ("data", 0o775),
-            ("data/README.txt", 0o664),
+            ("data", 0o755),
+            ("data/README.txt", 0o644),
         ];
         assert_eq!(deployed.files.len(), expected.len());
         for (rel, mode) in expected {
