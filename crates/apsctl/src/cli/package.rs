@@ -199,7 +199,7 @@ fn global_text(report: &aps_ops::global::GlobalReport) -> String {
             t,
             "instance {} not reconfigured: {}",
             f.instance,
-            shown::message(&f.error)
+            shown::message(&f.error).replace('\n', "\n  ")
         );
     }
     t
