@@ -49,13 +49,29 @@ pub fn configure(
             "nothing to change: give at least one --set ID=VALUE".into(),
         ));
     }
+    reconfigure(ctx, opts, &[], reporter)
+}
+
+/// One `configure` operation on `opts.instance` (its lock, journal, `configure configure` and
+/// commit); `globals` names the global settings whose change triggers it (journaled with it),
+/// empty for an administrator's `configure`.
+pub(crate) fn reconfigure(
+    ctx: &Context,
+    opts: &ConfigureOptions,
+    globals: &[String],
+    reporter: &dyn Reporter,
+) -> Result<ConfigureReport, Error> {
     ctx.store()?.instances().get(&opts.instance)?;
     let _lock = crate::lock::instance(ctx, &opts.instance, "reconfiguration")?;
     let loaded = Loaded::load(ctx, &opts.instance)?;
     require_ready(&loaded, "reconfigured")?;
     let (encoded, changed) = new_values(ctx, &loaded, opts)?;
     let script = loaded.config_script(ctx)?;
-    let params = serde_json::json!({ "changed": changed });
+    let params = if globals.is_empty() {
+        serde_json::json!({ "changed": changed })
+    } else {
+        serde_json::json!({ "changed": changed, "global_settings": globals })
+    };
     let mut journal = Journal::begin(ctx, Some(&opts.instance), "configure", &params)?;
     let result = (|| {
         if let Some(script) = &script {
@@ -170,7 +186,7 @@ fn new_values(
     let values = crate::settings::validate(
         ctx,
         loaded.package()?,
-        &loaded.site,
+        Some(&loaded.site),
         &settings,
         &input,
         Some(&opts.instance),

@@ -37,7 +37,7 @@ use crate::report::Reporter;
 use crate::runtime::{self, DbChoice};
 use crate::script::ConfigScript;
 use crate::site::SiteUrl;
-use crate::vars::VarSet;
+use crate::vars::{InstallOnly, VarSet};
 
 /// Whether the caller accepted the package's license.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -162,6 +162,8 @@ struct Checked<'p> {
     values: BTreeMap<String, SettingValue>,
     /// The package, for its global settings.
     package: &'p aps_meta::model::Package,
+    /// The global setting values saved for the package's identity (unsealed).
+    globals: BTreeMap<String, String>,
     satisfied: runtime::Satisfied,
     provisions: BTreeMap<String, crate::database::Provision>,
     script: Option<ConfigScript<'p>>,
@@ -308,7 +310,8 @@ fn check<'p>(
     } else {
         (service.all_settings(), ValidationMode::Install)
     };
-    let values = crate::settings::validate(ctx, pkg, &site, &settings, &opts.settings, None, mode)?;
+    let values =
+        crate::settings::validate(ctx, pkg, Some(&site), &settings, &opts.settings, None, mode)?;
 
     let script = match &service.provision.configuration_script {
         Some(decl) => Some(ConfigScript {
@@ -362,6 +365,7 @@ fn check<'p>(
         service,
         values,
         package: meta,
+        globals: crate::global::saved(ctx, &pkg.summary.identity)?,
         satisfied,
         provisions,
         script,
@@ -539,7 +543,15 @@ fn variables(
                 .map(|v| (s.id.clone(), v.encode(), v.is_secret()))
         })
         .collect();
-    vars.global_settings(c.package);
+    vars.global_settings(
+        c.package,
+        &c.globals,
+        if with_install_only {
+            InstallOnly::Passed
+        } else {
+            InstallOnly::Left
+        },
+    );
     vars.settings(encoded.iter().map(|(k, v, s)| (k.as_str(), v.as_str(), *s)));
     vars
 }

@@ -4,9 +4,12 @@
 //! copy of APP-META.xml (not the repository package, which may be re-imported), its settings and
 //! databases from the store (secrets unsealed here, and only here) — so a script always sees the
 //! environment of the package that was actually installed (REFERENCE §4.3, §5.4).
+//! The global setting values saved for the package's identity (§8.2) are loaded with the
+//! instance, so every later run (configure, remove, backup, restore) sees them.
 //!
-//! Known gap: global settings reach scripts with their package defaults; saved global values
-//! (§8.2) are not stored yet.
+//! Known gap: an instance whose package is gone from the repository (`remove --force` after a
+//! package was removed by hand) has no identity to look its global values up by: its scripts get
+//! the defaults.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +24,7 @@ use crate::error::Error;
 use crate::package::{self, StoredPackage};
 use crate::script::ConfigScript;
 use crate::site::SiteUrl;
-use crate::vars::VarSet;
+use crate::vars::{InstallOnly, VarSet};
 
 /// An instance with its site, package, stored metadata and records.
 ///
@@ -40,6 +43,8 @@ pub(crate) struct Loaded {
     /// The metadata kept in the instance's private folder (what was installed).
     meta: Option<Package>,
     pub settings: Vec<Setting>,
+    /// The global setting values saved for the package's identity (unsealed).
+    pub globals: BTreeMap<String, String>,
     pub databases: Vec<InstanceDatabase>,
     pub files: Vec<InstanceFile>,
     pub system_changes: Vec<aps_store::instances::SystemChange>,
@@ -83,8 +88,13 @@ impl Loaded {
         } else {
             site.docroot.join(&instance.prefix)
         };
+        let globals = match &package {
+            Some(p) => crate::global::saved(ctx, &p.summary.identity)?,
+            None => BTreeMap::new(),
+        };
         Ok(Self {
             settings: unsealed_settings(ctx, store.instances().settings(id)?)?,
+            globals,
             databases: crate::database::unsealed(ctx, store.instances().databases(id)?)?,
             files: store.instances().files(id)?,
             system_changes: store.instances().system_changes(id)?,
@@ -158,7 +168,7 @@ impl Loaded {
         vars.web(mapping, &self.root);
         vars.databases(&self.databases);
         if let Some(meta) = &self.meta {
-            vars.global_settings(meta);
+            vars.global_settings(meta, &self.globals, InstallOnly::Left);
         }
         match settings {
             Some(map) => vars.settings(map.iter().map(|(k, (v, s))| (k.as_str(), v.as_str(), *s))),

@@ -14,6 +14,7 @@ pub mod context;
 pub mod database;
 mod deploy;
 pub mod error;
+pub mod global;
 pub mod home;
 pub mod install;
 pub mod instance;

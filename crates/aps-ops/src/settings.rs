@@ -1,7 +1,7 @@
 //! Setting values: given as one JSON object (`--settings-file`, later the HTTP API) they are
 //! strictly parsed into the `id → text` form every operation takes (REFERENCE D6, D15), and that
 //! form is validated against a service's settings, with `uniq` looked up in the store
-//! (`validate`, used by install and configure).
+//! (`validate`, used by install, configure and the package's global settings).
 //!
 //! Main decision: only what has one obvious text is accepted. Strings are taken as they are,
 //! booleans become `true`/`false`, numbers keep the exact text they were written with (`1.50`
@@ -37,10 +37,13 @@ pub const MAX_SETTINGS_BYTES: u64 = 1 << 20;
 /// Validates user input against the service's settings (all errors at once), with `uniq`
 /// checked against the values the package's other instances have (`instance`, when given, is
 /// the one being reconfigured and does not count).
+///
+/// `site` is the one whose owner `uniq="owner"` compares with; the package's global settings
+/// have no site (`None`), so theirs compares with every instance, as `uniq="global"` does.
 pub(crate) fn validate(
     ctx: &Context,
     pkg: &StoredPackage,
-    site: &Site,
+    site: Option<&Site>,
     settings: &[&Setting],
     input: &BTreeMap<String, String>,
     instance: Option<&str>,
@@ -49,9 +52,9 @@ pub(crate) fn validate(
     let mut taken = BTreeMap::new();
     for s in settings {
         let Some(uniq) = s.uniq else { continue };
-        let scope = match uniq {
-            aps_meta::model::Uniq::Global => OwnerScope::Global,
-            aps_meta::model::Uniq::Owner => OwnerScope::SystemUser(&site.system_user),
+        let scope = match (uniq, site) {
+            (aps_meta::model::Uniq::Owner, Some(site)) => OwnerScope::SystemUser(&site.system_user),
+            (aps_meta::model::Uniq::Global | aps_meta::model::Uniq::Owner, _) => OwnerScope::Global,
         };
         let uses = ctx
             .store()?

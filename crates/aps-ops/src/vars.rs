@@ -3,12 +3,22 @@
 //! Main decision: variables are built from scratch for every run as a list of (name, value)
 //! pairs, together with the secret values the runner must redact; nothing is inherited from the
 //! controller's environment (§9, the `putenv()` lesson).
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use aps_meta::model::UrlMapping;
 use aps_store::instances::InstanceDatabase;
 
 use crate::site::SiteUrl;
+
+/// Whether a run gets the installation-only global settings (only `configure install` does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InstallOnly {
+    /// `configure install`.
+    Passed,
+    /// Every later run.
+    Left,
+}
 
 /// The variables of one script run and the values to redact from its output.
 #[derive(Default)]
@@ -85,17 +95,33 @@ impl VarSet {
         }
     }
 
-    /// `SETTINGS_<id>` for the package's global settings. Saved global values are not kept yet
-    /// (REFERENCE §8.2), so each gets its default, encoded per D6 (a boolean default `1` is
-    /// passed as `true`).
-    pub fn global_settings(&mut self, pkg: &aps_meta::model::Package) {
+    /// `SETTINGS_<id>` for the package's global settings (REFERENCE §8.2, §5.4): the value
+    /// saved for the package identity (`saved`, encoded, unsealed) when it is valid for this
+    /// version's declaration, else the default, encoded per D6 (a boolean default `1` is passed
+    /// as `true`). Installation-only global settings reach `configure install` only.
+    pub(crate) fn global_settings(
+        &mut self,
+        pkg: &aps_meta::model::Package,
+        saved: &BTreeMap<String, String>,
+        install_only: InstallOnly,
+    ) {
         for s in pkg.all_global_settings() {
-            let raw = s.default_value.clone().unwrap_or_default();
-            let value = if raw.is_empty() {
-                raw
-            } else {
-                aps_meta::value::parse_value(&s.kind, &raw).map_or(raw, |v| v.encode())
-            };
+            if s.installation_only && install_only == InstallOnly::Left {
+                continue;
+            }
+            let parsed = |raw: &str| aps_meta::value::parse_value(&s.kind, raw).map(|v| v.encode());
+            let from_saved = saved
+                .get(&s.id)
+                .filter(|v| !v.is_empty())
+                .and_then(|v| parsed(v).ok());
+            let value = from_saved.unwrap_or_else(|| {
+                let raw = s.default_value.clone().unwrap_or_default();
+                if raw.is_empty() {
+                    raw
+                } else {
+                    parsed(&raw).unwrap_or(raw)
+                }
+            });
             self.settings([(s.id.as_str(), value.as_str(), s.kind.is_secret())]);
         }
     }
@@ -214,6 +240,52 @@ mod tests {
         v.url(&SiteUrl::parse("https://example.com/").unwrap(), "");
         assert_eq!(v.vars[2].1, "");
         assert_eq!(v.vars[3].1, "/");
+    }
+
+    #[test]
+    fn global_settings_take_saved_values_else_defaults() {
+        let text = r#"<application xmlns="http://apstandard.com/ns/1" version="1.2">
+<id>x</id><name>X</name><version>1</version><release>1</release>
+<global-settings>
+<setting id="motto" type="string" default-value="Hello"/>
+<setting id="size" type="integer" default-value="5"/>
+<setting id="flag" type="boolean" default-value="1"/>
+<setting id="key" type="password"/>
+<setting id="seed" type="string" default-value="s" installation-only="true"/>
+</global-settings><service id="s"/></application>"#;
+        let pkg = aps_meta::parse::parse_app_meta(text.as_bytes(), "APP-META.xml")
+            .unwrap()
+            .package;
+        let saved: BTreeMap<String, String> = [
+            ("motto", "Saved"),
+            ("size", "not a number"),
+            ("key", "k3y-s3cret"),
+            ("seed", "saved-seed"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let get = |v: &VarSet, name: &str| {
+            v.vars
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let mut later = VarSet::default();
+        later.global_settings(&pkg, &saved, InstallOnly::Left);
+        assert_eq!(get(&later, "SETTINGS_motto").as_deref(), Some("Saved"));
+        // A saved value this version's type refuses falls back to the default.
+        assert_eq!(get(&later, "SETTINGS_size").as_deref(), Some("5"));
+        assert_eq!(get(&later, "SETTINGS_flag").as_deref(), Some("true"));
+        assert_eq!(get(&later, "SETTINGS_key").as_deref(), Some("k3y-s3cret"));
+        assert_eq!(later.secrets, ["k3y-s3cret"]);
+        assert_eq!(get(&later, "SETTINGS_seed"), None, "installation-only");
+        let mut install = VarSet::default();
+        install.global_settings(&pkg, &saved, InstallOnly::Passed);
+        assert_eq!(
+            get(&install, "SETTINGS_seed").as_deref(),
+            Some("saved-seed")
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! [`Store::open`] opens (creating it with mode 0600) `<home>/store.sqlite3`, sets the connection
 //! up and applies the append-only migrations of `migrate.rs`. Each table group has a handle with
 //! its queries: [`Store::packages`], [`Store::sites`], [`Store::db_servers`],
-//! [`Store::instances`] and [`Store::journal`]. Records go in and out as plain structs; no
-//! `rusqlite` type appears in the API, and errors are one [`StoreError`] whose
-//! [`StoreError::kind`] callers map to exit codes.
+//! [`Store::instances`], [`Store::global_settings`] and [`Store::journal`]. Records go in and
+//! out as plain structs; no `rusqlite` type appears in the API, and errors are one
+//! [`StoreError`] whose [`StoreError::kind`] callers map to exit codes.
 //!
 //! Main decisions:
 //! * **One file, WAL, one connection per [`Store`].** Readers never block the writer, so a
@@ -26,11 +26,12 @@
 //!
 //! Known gaps: secrets are stored as given (see `instances.rs`); the journal is never pruned;
 //! [`Packages::list`] orders versions as text, not by the D2 version order (that needs
-//! `aps-meta`); global settings of packages (REFERENCE §8.2) have no table yet.
+//! `aps-meta`).
 
 #![deny(missing_docs)]
 
 mod error;
+pub mod globals;
 pub mod instances;
 pub mod journal;
 pub mod kept;
@@ -49,6 +50,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::{StoreError, StoreErrorKind};
+pub use globals::{GlobalSetting, GlobalSettings};
 pub use instances::{
     FileKind, Instance, InstanceDatabase, InstanceFile, InstanceState, InstanceSummary, Instances,
     NewInstance, NewSystemChange, OwnerScope, PackageKey, Setting, SettingUse, SettingValuesQuery,
@@ -149,6 +151,11 @@ impl Store {
     /// The registered database servers.
     pub fn db_servers(&self) -> DbServers<'_> {
         DbServers::new(self)
+    }
+
+    /// The saved values of packages' global settings, by package identity.
+    pub fn global_settings(&self) -> GlobalSettings<'_> {
+        GlobalSettings::new(self)
     }
 
     /// Application instances and everything recorded about them.

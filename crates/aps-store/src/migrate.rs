@@ -24,7 +24,7 @@ use crate::error::{Failure, Repr};
 use crate::{Tx, TxBehavior};
 
 /// Every schema change in order; entry `i` takes the database from `user_version` `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Version 1: packages, sites, database servers, instances and their records, the journal.
 ///
@@ -205,6 +205,23 @@ const V4: &str = r"
 ALTER TABLE sites ADD COLUMN web_test TEXT;
 ";
 
+/// Version 5: the saved values of packages' global settings (REFERENCE §8.2).
+///
+/// Keyed by package identity, not by reference: every version of a package, imported before or
+/// after the values were saved, sees them. `identity` is not a foreign key (it is not unique in
+/// `packages`), so the values outlive the removal of every version. Secrets are sealed by the
+/// caller, as in `instance_settings`.
+const V5: &str = r"
+CREATE TABLE global_settings (
+    identity   TEXT NOT NULL,
+    setting_id TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    is_secret  INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (identity, setting_id)
+) STRICT;
+";
+
 /// Brings the database on `conn` up to `migrations.len()`; `path` is for error messages.
 ///
 /// Refuses a database whose `user_version` is above `migrations.len()`.
@@ -301,6 +318,35 @@ mod tests {
                 "upgrade from version {start}"
             );
         }
+    }
+
+    #[test]
+    fn v5_adds_global_settings_to_a_v4_store_and_keeps_its_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        let path = Path::new(":memory:");
+        migrate(&conn, &MIGRATIONS[..4], path).unwrap();
+        conn.execute(
+            "INSERT INTO sites (name, docroot, url, system_user, web_kind, created_at, web_test) \
+             VALUES ('s', '/srv/s', 'http://s/', 'u', 'none', 1, 'true')",
+            [],
+        )
+        .unwrap();
+        migrate(&conn, &MIGRATIONS[..5], path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 5);
+        let sites: i64 = conn
+            .query_row("SELECT count(*) FROM sites", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sites, 1, "the V4 rows are kept");
+        conn.execute(
+            "INSERT INTO global_settings VALUES ('id:x', 'motto', 'hi', 0, 2)",
+            [],
+        )
+        .unwrap();
+        let twice = conn.execute(
+            "INSERT INTO global_settings VALUES ('id:x', 'motto', 'again', 0, 3)",
+            [],
+        );
+        assert!(twice.is_err(), "one value per identity and setting");
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aps_store::{
-    DbKind, DbServer, FileKind, InstanceDatabase, InstanceFile, InstanceState, NewInstance,
-    NewOperation, NewSystemChange, Outcome, OwnerScope, Package, PackageSummary, SCHEMA_VERSION,
-    STORE_FILE_NAME, Setting, SettingValuesQuery, Site, StepState, Store, StoreError,
-    StoreErrorKind, Timestamp, WebKind,
+    DbKind, DbServer, FileKind, GlobalSetting, InstanceDatabase, InstanceFile, InstanceState,
+    NewInstance, NewOperation, NewSystemChange, Outcome, OwnerScope, Package, PackageSummary,
+    SCHEMA_VERSION, STORE_FILE_NAME, Setting, SettingValuesQuery, Site, StepState, Store,
+    StoreError, StoreErrorKind, Timestamp, WebKind,
 };
 
 struct Fixture {
@@ -1067,6 +1067,54 @@ fn journal_refuses_wrong_transitions() {
         journal.record_step(missing, "x", "{}"),
         StoreErrorKind::NotFound,
         &message,
+    );
+}
+
+// --- global settings ---------------------------------------------------------------------------
+
+fn global(id: &str, value: &str, secret: bool) -> GlobalSetting {
+    GlobalSetting {
+        setting_id: id.into(),
+        value: value.into(),
+        secret,
+    }
+}
+
+#[test]
+fn global_settings_belong_to_the_identity_and_survive_its_packages() {
+    let f = populated();
+    let globals = f.store.global_settings();
+    assert!(globals.get("wordpress").unwrap().is_empty());
+    globals
+        .save(
+            "wordpress",
+            &[
+                global("motto", "hi", false),
+                global("key", "sealed:x", true),
+            ],
+            at(5),
+        )
+        .unwrap();
+    // A later save replaces what it names and keeps the rest; other identities are apart.
+    globals
+        .save("wordpress", &[global("motto", "hello", false)], at(6))
+        .unwrap();
+    globals
+        .save("other", &[global("motto", "no", false)], at(6))
+        .unwrap();
+    assert_eq!(
+        globals.get("wordpress").unwrap(),
+        [
+            global("key", "sealed:x", true),
+            global("motto", "hello", false)
+        ]
+    );
+    // No version of the identity is needed for its values to stay.
+    f.store.packages().delete("wp-1").unwrap();
+    let reopened = Store::open(&f.path).unwrap();
+    assert_eq!(
+        reopened.global_settings().get("wordpress").unwrap().len(),
+        2
     );
 }
 

@@ -26,6 +26,9 @@ use aps_ops::{ErrorKind, Reporter, shown};
 
 /// Exit status for lint findings with errors (CLI.md).
 pub const EXIT_LINT_ERRORS: u8 = 1;
+/// Exit status for an operation that failed (`ErrorKind::Failed`), also when it failed for some
+/// of the instances it acts on (`recover`, `package settings`).
+pub const EXIT_FAILED: u8 = 6;
 /// Exit status for unexpected failures (also: the result could not be written).
 pub const EXIT_INTERNAL: u8 = 70;
 
@@ -333,7 +336,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
         Some(ErrorKind::NotFound) => 3,
         Some(ErrorKind::Conflict) => 4,
         Some(ErrorKind::Busy) => 5,
-        Some(ErrorKind::Failed) => 6,
+        Some(ErrorKind::Failed) => EXIT_FAILED,
         Some(ErrorKind::Internal) => EXIT_INTERNAL,
     })
 }

@@ -147,7 +147,10 @@ fn parse_pairs(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, 
 }
 
 /// The setting values of `--settings-file` (when given) overridden by those of `--set`.
-fn settings_input(file: Option<&Path>, set: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+pub(super) fn settings_input(
+    file: Option<&Path>,
+    set: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut settings = match file {
         Some(file) => read_settings_file(file)?,
         None => BTreeMap::new(),

@@ -65,7 +65,7 @@ pub struct Args {
 /// The commands of apsctl.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Lint, build, import, list, show and remove packages.
+    /// Lint, build, import, list, show and remove packages; their global settings.
     #[command(subcommand)]
     Package(package::PackageCmd),
     /// Register, list, show and remove web sites.

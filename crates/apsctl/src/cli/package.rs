@@ -1,4 +1,4 @@
-//! `apsctl package …`: lint, build, import, list, show, remove.
+//! `apsctl package …`: lint, build, import, list, show, settings, remove.
 //!
 //! Text output names packages through [`shown::name`]: names, versions and findings come from
 //! the package's author. `package lint` shows at most [`SHOWN_PER_RULE`] findings of one rule in
@@ -17,7 +17,7 @@ use aps_ops::shown;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::output::{EXIT_LINT_ERRORS, Printer};
+use crate::output::{EXIT_FAILED, EXIT_LINT_ERRORS, Printer};
 
 /// Package commands.
 #[derive(Debug, Subcommand)]
@@ -49,6 +49,19 @@ pub enum PackageCmd {
     Show {
         /// The package reference printed by `import`.
         reference: String,
+    },
+    /// Show the package's global settings or, with --set, save them and reconfigure every
+    /// instance of the package (of any version).
+    Settings {
+        /// The package reference printed by `import`.
+        reference: String,
+        /// A new global setting value (repeatable).
+        #[arg(long = "set", value_name = "ID=VALUE")]
+        set: Vec<String>,
+        /// A JSON object of new values (`{"id": "value"}`; `-` reads standard input, keeping
+        /// passwords off the command line); `--set` wins for the same id.
+        #[arg(long, value_name = "FILE")]
+        settings_file: Option<PathBuf>,
     },
     /// Remove a package from the repository (refused while an instance uses it).
     Remove {
@@ -121,6 +134,26 @@ pub fn run(cmd: PackageCmd, s: super::Session, out: &Printer) -> anyhow::Result<
             out.data(&value, || show::text(&details))?;
             Ok(ExitCode::SUCCESS)
         }
+        PackageCmd::Settings {
+            reference,
+            set,
+            settings_file,
+        } => {
+            let settings = super::instance::settings_input(settings_file.as_deref(), &set)?;
+            let ctx = s.context()?;
+            let opts = aps_ops::global::GlobalOptions {
+                package: reference,
+                settings,
+            };
+            let report = aps_ops::global::settings(&ctx, &opts, out)?;
+            out.data(&serde_json::to_value(&report)?, || global_text(&report))?;
+            // Like `recover`: the values are saved, but an instance could not follow them.
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            })
+        }
         PackageCmd::Remove { reference } => {
             let ctx = s.context()?;
             let s = aps_ops::package::remove(&ctx, &reference)?;
@@ -130,6 +163,46 @@ pub fn run(cmd: PackageCmd, s: super::Session, out: &Printer) -> anyhow::Result<
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The text of `package settings`: one line per setting, then what happened to each instance.
+fn global_text(report: &aps_ops::global::GlobalReport) -> String {
+    let mut t = String::new();
+    if report.settings.is_empty() {
+        let _ = writeln!(t, "package `{}` has no global settings", report.package);
+    }
+    for (id, value) in &report.settings {
+        let mut notes = Vec::new();
+        if !report.saved.contains(id) {
+            notes.push("default");
+        }
+        if report.installation_only.contains(id) {
+            notes.push("installation only");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join(", "))
+        };
+        let _ = writeln!(
+            t,
+            "setting:  {} = {}{notes}",
+            shown::name(id),
+            shown::name(value)
+        );
+    }
+    for id in &report.reconfigured {
+        let _ = writeln!(t, "instance {id} reconfigured");
+    }
+    for f in &report.failed {
+        let _ = writeln!(
+            t,
+            "instance {} not reconfigured: {}",
+            f.instance,
+            shown::message(&f.error).replace('\n', "\n  ")
+        );
+    }
+    t
 }
 
 fn lint(path: &Path, s: &super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
