@@ -108,6 +108,11 @@ impl<'c> Journal<'c> {
         self.committed
     }
 
+    /// The context the operation runs in.
+    pub(crate) fn context(&self) -> &'c Context {
+        self.ctx
+    }
+
     /// The operation's id in the journal.
     pub(crate) fn id(&self) -> OperationId {
         self.op

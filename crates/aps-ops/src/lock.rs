@@ -40,6 +40,25 @@ pub(crate) fn site(ctx: &Context, site: &str) -> Result<OpLock, Error> {
     .map_err(|e| busy(&format!("site `{site}`"), &e))
 }
 
+/// Takes the lock of a site's web server folder (`--web-dir`) for writing, testing and loading
+/// one file of it, waiting up to `--wait` (default [`SITE_WAIT`]): two operations on instances of
+/// one server never test or reload each other's half-written configuration.
+pub(crate) fn web_dir(ctx: &Context, dir: &std::path::Path) -> Result<OpLock, Error> {
+    use sha2::Digest as _;
+    let wait = ctx.config.lock_wait.unwrap_or(SITE_WAIT);
+    let digest = hex::encode(sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes()));
+    OpLock::acquire_waiting(
+        &ctx.home.locks().join(format!("web-{}.lock", &digest[..16])),
+        &format!(
+            "web server folder `{}` (pid {})",
+            dir.display(),
+            std::process::id()
+        ),
+        wait,
+    )
+    .map_err(|e| busy(&format!("web server folder `{}`", dir.display()), &e))
+}
+
 /// Tries instance `id`'s lock once for `what`: `None` while a live operation holds it.
 pub(crate) fn try_instance(ctx: &Context, id: &str, what: &str) -> Result<Option<OpLock>, Error> {
     match OpLock::acquire(

@@ -107,7 +107,7 @@ pub(crate) fn undo(
             instance,
             previous,
         } => {
-            crate::web::restore_in(dir, reload.as_deref(), instance, previous.as_deref())?;
+            crate::web::restore_in(ctx, dir, reload.as_deref(), instance, previous.as_deref())?;
             Ok(Undone::Reverted)
         }
         Change::TempFile { path } => match fs_err::symlink_metadata(path) {

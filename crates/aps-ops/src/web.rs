@@ -198,8 +198,10 @@ pub(crate) fn put(
         instance: instance.to_owned(),
         previous: previous.clone(),
     };
+    let ctx = journal.context();
     journal.step(step, |j| {
         j.change(change, || {
+            let _lock = crate::lock::web_dir(ctx, &dir.dir)?;
             dir.put_checked(instance, text, previous.as_deref())
                 .and_then(|()| dir.reload())
                 .map_err(web_error)
@@ -268,6 +270,7 @@ pub(crate) fn move_config(
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
     let from = from.filter(|f| to.is_none_or(|t| t.dir != f.dir));
+    let ctx = journal.context();
     journal.step(step, |j| {
         if let Some(dir) = to {
             let previous = dir.read(instance).map_err(web_error)?;
@@ -282,6 +285,7 @@ pub(crate) fn move_config(
                 previous: previous.clone(),
             };
             j.change(change, || {
+                let _lock = crate::lock::web_dir(ctx, &dir.dir)?;
                 dir.put_checked(instance, text, previous.as_deref())
                     .and_then(|()| dir.reload())
                     .map_err(web_error)
@@ -300,6 +304,7 @@ pub(crate) fn move_config(
                 previous,
             };
             j.change(change, || {
+                let _lock = crate::lock::web_dir(ctx, &dir.dir)?;
                 dir.put(instance, None)
                     .and_then(|()| dir.reload())
                     .map_err(web_error)
@@ -312,6 +317,7 @@ pub(crate) fn move_config(
 /// Sets the instance's file in `dir` back to `previous` (`None`: removes it) and runs `reload`:
 /// the undo of a [`Change::WebConfigIn`].
 pub(crate) fn restore_in(
+    ctx: &Context,
     dir: &Path,
     reload: Option<&str>,
     instance: &str,
@@ -322,6 +328,7 @@ pub(crate) fn restore_in(
         test: None,
         reload: reload.map(str::to_owned),
     };
+    let _lock = crate::lock::web_dir(ctx, &dir.dir)?;
     dir.put(instance, previous)
         .and_then(|()| dir.reload())
         .map_err(web_error)
@@ -339,6 +346,7 @@ pub(crate) fn restore(
     let Some(dir) = config_dir(&site) else {
         return Ok(());
     };
+    let _lock = crate::lock::web_dir(ctx, &dir.dir)?;
     dir.put(instance, previous)
         .and_then(|()| dir.reload())
         .map_err(web_error)
