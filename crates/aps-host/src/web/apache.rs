@@ -5,7 +5,7 @@
 //! shortest path to the longest, so a child's section overrides its parent's). PHP runs through
 //! `mod_proxy_fcgi` (`SetHandler "proxy:…"` on the declared extensions); below `php:disabled`
 //! files with PHP-like extensions get no handler and are refused (403). `apache:htaccess` allows, in the instance's
-//! folders, only the directives of [`HTACCESS_DIRECTIVES`] (`AllowOverrideList`): nothing that
+//! folders, only the directives of `HTACCESS_DIRECTIVES` (`AllowOverrideList`): nothing that
 //! sets a handler, access, options or a rewrite rule (see there). `apache:required-module` is
 //! checked by the configuration test: an `<IfModule !mod_x.c>` section holding an `Error`
 //! directive makes the test fail with the module named. PHP values per instance go to PHP-FPM as
