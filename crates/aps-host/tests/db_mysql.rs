@@ -134,6 +134,10 @@ CALL item_count();
     fn insert_sql(&self) -> &'static str {
         "INSERT INTO items (label) VALUES ('after load'); SELECT COUNT(*) FROM audit;"
     }
+
+    fn tables_sql(&self) -> &'static str {
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1;"
+    }
 }
 
 fn names_for(base: &str, server: &dyn DatabaseServer) -> LifecycleNames {

@@ -145,6 +145,10 @@ SELECT id, label FROM item_labels ORDER BY id;
     fn insert_sql(&self) -> &'static str {
         "INSERT INTO items (label) VALUES ('after load'); SELECT count(*) FROM audit;"
     }
+
+    fn tables_sql(&self) -> &'static str {
+        "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'public' ORDER BY 1;"
+    }
 }
 
 fn names_for(base: &str, server: &dyn DatabaseServer) -> LifecycleNames {

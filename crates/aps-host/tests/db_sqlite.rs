@@ -400,3 +400,31 @@ fn issue_7_a_failed_drop_names_its_cause() {
     assert!(text.contains("Operation not permitted"), "{text}");
     assert!(server.drop_database(&db.name).unwrap());
 }
+
+/// `empty_database` leaves the database as its creation did (no table, view or trigger), and a
+/// dump loads into it; a name with no database file is refused.
+#[test]
+fn an_emptied_database_takes_its_dump_again() {
+    let dir = db_common::temp_dir();
+    let server = server(dir.path());
+    let spec = spec("emptied");
+    server.create_database(&spec).unwrap();
+    open_db(server.as_ref(), &spec)
+        .execute_batch(SETUP)
+        .unwrap();
+    let before = snapshot(&open_db(server.as_ref(), &spec));
+    let dump = dir.path().join("dump.sqlite");
+    server.dump(&spec.name, &dump).unwrap();
+    open_db(server.as_ref(), &spec)
+        .execute_batch("CREATE TABLE made_after_the_dump (x INTEGER);")
+        .unwrap();
+    server.empty_database(&spec).unwrap();
+    let objects: i64 = open_db(server.as_ref(), &spec)
+        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(objects, 0);
+    server.load(&spec, &dump).unwrap();
+    assert_eq!(snapshot(&open_db(server.as_ref(), &spec)), before);
+    let missing = server.empty_database(&self::spec("absent")).unwrap_err();
+    assert!(missing.to_string().contains("absent"), "{missing}");
+}

@@ -280,6 +280,16 @@ pub struct Ownership {
     pub login: Owner,
 }
 
+/// Refuses to go on unless `spec`'s login, with its password, can use its database: the proof
+/// that the database is the one the store records for an instance (its marker is the install's
+/// and is not kept).
+pub(crate) fn require_login(server: &dyn DatabaseServer, spec: &DbSpec) -> Result<(), DbError> {
+    server.check_login(spec).map_err(|_| DbError::NotOurs {
+        server: server.kind(),
+        name: spec.name.clone(),
+    })
+}
+
 /// A server's version as reported and in comparable form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerVersion {
@@ -374,6 +384,16 @@ pub enum DbErrorKind {
 /// Errors of the database servers.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// A database to empty is not provably the one its spec describes.
+    #[error(
+        "database `{name}` on the {server} server is not provably apsctl's for this instance; it is left as it is"
+    )]
+    NotOurs {
+        /// Server type.
+        server: ServerType,
+        /// Database name.
+        name: String,
+    },
     /// `create_database` found the database already there.
     #[error("database `{name}` already exists on the {server} server")]
     DatabaseExists {
@@ -515,6 +535,7 @@ impl DbError {
         match self {
             Self::DatabaseExists { .. } | Self::LoginExists { .. } => DbErrorKind::AlreadyExists,
             Self::DatabaseMissing { .. } => DbErrorKind::NotFound,
+            Self::NotOurs { .. } => DbErrorKind::Failed,
             Self::InvalidName { .. } | Self::Config { .. } | Self::Name(_) => {
                 DbErrorKind::InvalidInput
             }
@@ -582,6 +603,15 @@ pub trait DatabaseServer: Send + Sync {
     /// Drops the database (`SQLite`: its folder with everything in it, no link followed);
     /// `Ok(false)` when there was none.
     fn drop_database(&self, name: &str) -> Result<bool, DbError>;
+
+    /// Makes the database empty again, as [`DatabaseServer::create_database`] left it: dropped
+    /// and created anew under the same name and owner, its login and the login's rights kept
+    /// (`MySQL`: database grants survive a drop, the schema comment is `spec`'s marker;
+    /// `PostgreSQL`: owned by the login; `SQLite`: an empty database copied over the file). For
+    /// putting a backup's dump back over what an application did to its database (the rollback
+    /// of a failed upgrade). Refused ([`DbError::NotOurs`]) unless `spec`'s login, with its
+    /// password, can use the database (`SQLite`, without logins: the file must be a database).
+    fn empty_database(&self, spec: &DbSpec) -> Result<(), DbError>;
 
     /// Drops the login (for `MySQL`: every host part of it); `Ok(false)` when there was none.
     fn drop_login(&self, login: &str) -> Result<bool, DbError>;

@@ -449,6 +449,20 @@ impl DatabaseServer for Mysql {
         client::expect_answer(&self.client, &action, &out, "1")
     }
 
+    fn empty_database(&self, spec: &DbSpec) -> Result<(), DbError> {
+        Self::check_database_name(&spec.name)?;
+        super::check_marker(KIND, &spec.marker)?;
+        super::require_login(self, spec)?;
+        let comments = schema_comments(&self.version()?);
+        let sql = format!(
+            "DROP DATABASE {};\n{}",
+            ident(&spec.name),
+            create_database_sql(&spec.name, comments.then_some(spec.marker.as_str()))
+        );
+        self.admin_sql(&format!("empty database `{}`", spec.name), &sql)?;
+        self.check_login(spec)
+    }
+
     fn drop_database(&self, name: &str) -> Result<bool, DbError> {
         if !self.database_exists(name)? {
             return Ok(false);

@@ -329,6 +329,26 @@ impl DatabaseServer for Postgres {
         Ok(true)
     }
 
+    fn empty_database(&self, spec: &DbSpec) -> Result<(), DbError> {
+        Self::check_name("database name", &spec.name)?;
+        Self::check_name("login", &spec.login)?;
+        super::require_login(self, spec)?;
+        self.drop_database(&spec.name)?;
+        let database = ident(&spec.name);
+        self.admin_sql(
+            &format!("create database `{}` again", spec.name),
+            &format!(
+                "CREATE DATABASE {database} OWNER {} ENCODING 'UTF8' TEMPLATE template0;\n",
+                ident(&spec.login)
+            ),
+        )?;
+        self.admin_sql(
+            &format!("close database `{}` to other logins", spec.name),
+            &format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC;\n"),
+        )?;
+        self.check_login(spec)
+    }
+
     fn drop_login(&self, login: &str) -> Result<bool, DbError> {
         if !self.login_exists(login)? {
             return Ok(false);

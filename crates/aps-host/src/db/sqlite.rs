@@ -282,6 +282,28 @@ impl DatabaseServer for Sqlite {
         Ok(())
     }
 
+    fn empty_database(&self, spec: &DbSpec) -> Result<(), DbError> {
+        Self::check_name(&spec.name)?;
+        let file = self.db_file(&spec.name);
+        if !file.is_file() {
+            return Err(DbError::DatabaseMissing {
+                server: KIND,
+                name: spec.name.clone(),
+            });
+        }
+        let mut target =
+            Self::open(&file, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(|_| DbError::NotOurs {
+                server: KIND,
+                name: spec.name.clone(),
+            })?;
+        let empty = Connection::open_in_memory().map_err(|source| DbError::Sqlite {
+            action: "open an empty database for",
+            path: file.clone(),
+            source,
+        })?;
+        copy(&empty, &mut target, &file)
+    }
+
     fn ownership(&self, spec: &DbSpec) -> Result<Ownership, DbError> {
         Self::check_name(&spec.name)?;
         super::check_marker(KIND, &spec.marker)?;

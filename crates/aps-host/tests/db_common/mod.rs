@@ -258,6 +258,8 @@ pub(crate) trait Client {
     fn snapshot_sql(&self) -> &'static str;
     /// Inserts one row (the trigger adds an audit row) and prints the audit count.
     fn insert_sql(&self) -> &'static str;
+    /// Prints the names of the database's tables.
+    fn tables_sql(&self) -> &'static str;
 }
 
 /// Names and password for one [`lifecycle`] run.
@@ -315,6 +317,35 @@ pub(crate) fn lifecycle(server: &dyn DatabaseServer, client: &dyn Client, names:
         std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
         0o600
     );
+
+    // Emptied (what an application did after the dump is gone, the login still works) and the
+    // dump loaded back: as it was at the dump.
+    client.run(
+        first,
+        "CREATE TABLE made_after_the_dump (x INTEGER); INSERT INTO made_after_the_dump VALUES (1);",
+    );
+    server.empty_database(first).expect("empty_database");
+    server
+        .check_login(first)
+        .expect("check_login after empty_database");
+    server
+        .create_database(first)
+        .expect_err("create_database after empty_database");
+    server
+        .load(first, &dump)
+        .expect("load into the emptied database");
+    assert_eq!(client.run(first, client.snapshot_sql()), before);
+    let tables = client.run(first, client.tables_sql());
+    assert!(!tables.contains("made_after_the_dump"), "{tables}");
+    // A spec whose proof does not match is refused and changes nothing.
+    let mut stranger = first.clone();
+    stranger.marker = marker();
+    stranger.password = aps_host::db::Secret::new("not-the-password-123");
+    let refused = server
+        .empty_database(&stranger)
+        .expect_err("empty_database without the proof");
+    assert!(matches!(refused, DbError::NotOurs { .. }), "{refused}");
+    assert_eq!(client.run(first, client.snapshot_sql()), before);
 
     assert!(server.drop_database(&first.name).expect("drop_database"));
     assert!(server.drop_login(&first.login).expect("drop_login"));
