@@ -535,7 +535,6 @@ impl DbError {
         match self {
             Self::DatabaseExists { .. } | Self::LoginExists { .. } => DbErrorKind::AlreadyExists,
             Self::DatabaseMissing { .. } => DbErrorKind::NotFound,
-            Self::NotOurs { .. } => DbErrorKind::Failed,
             Self::InvalidName { .. } | Self::Config { .. } | Self::Name(_) => {
                 DbErrorKind::InvalidInput
             }
@@ -544,6 +543,7 @@ impl DbError {
                 DbErrorKind::NotFound
             }
             Self::Spawn { .. }
+            | Self::NotOurs { .. }
             | Self::ClientFailed { .. }
             | Self::UnexpectedOutput { .. }
             | Self::Io { .. }
