@@ -268,6 +268,43 @@ pub(crate) struct LifecycleNames {
     pub(crate) second: DbSpec,
 }
 
+/// Emptied (what an application did after the dump is gone, the login still works) and the dump
+/// loaded back: as it was at the dump; a spec whose login cannot prove itself is refused.
+fn empty_and_load(
+    server: &dyn DatabaseServer,
+    client: &dyn Client,
+    first: &DbSpec,
+    dump: &Path,
+    before: &str,
+) {
+    client.run(
+        first,
+        "CREATE TABLE made_after_the_dump (x INTEGER); INSERT INTO made_after_the_dump VALUES (1);",
+    );
+    server.empty_database(first).expect("empty_database");
+    server
+        .check_login(first)
+        .expect("check_login after empty_database");
+    server
+        .create_database(first)
+        .expect_err("create_database after empty_database");
+    server
+        .load(first, dump)
+        .expect("load into the emptied database");
+    assert_eq!(client.run(first, client.snapshot_sql()), before);
+    let tables = client.run(first, client.tables_sql());
+    assert!(!tables.contains("made_after_the_dump"), "{tables}");
+    // A spec whose proof does not match is refused and changes nothing.
+    let mut stranger = first.clone();
+    stranger.marker = marker();
+    stranger.password = aps_host::db::Secret::new("not-the-password-123");
+    let refused = server
+        .empty_database(&stranger)
+        .expect_err("empty_database without the proof");
+    assert!(matches!(refused, DbError::NotOurs { .. }), "{refused}");
+    assert_eq!(client.run(first, client.snapshot_sql()), before);
+}
+
 /// The full life of an instance database: create, verify, refuse a second create, fill, dump,
 /// drop, create another, load, compare, use, drop.
 pub(crate) fn lifecycle(server: &dyn DatabaseServer, client: &dyn Client, names: &LifecycleNames) {
@@ -318,34 +355,7 @@ pub(crate) fn lifecycle(server: &dyn DatabaseServer, client: &dyn Client, names:
         0o600
     );
 
-    // Emptied (what an application did after the dump is gone, the login still works) and the
-    // dump loaded back: as it was at the dump.
-    client.run(
-        first,
-        "CREATE TABLE made_after_the_dump (x INTEGER); INSERT INTO made_after_the_dump VALUES (1);",
-    );
-    server.empty_database(first).expect("empty_database");
-    server
-        .check_login(first)
-        .expect("check_login after empty_database");
-    server
-        .create_database(first)
-        .expect_err("create_database after empty_database");
-    server
-        .load(first, &dump)
-        .expect("load into the emptied database");
-    assert_eq!(client.run(first, client.snapshot_sql()), before);
-    let tables = client.run(first, client.tables_sql());
-    assert!(!tables.contains("made_after_the_dump"), "{tables}");
-    // A spec whose proof does not match is refused and changes nothing.
-    let mut stranger = first.clone();
-    stranger.marker = marker();
-    stranger.password = aps_host::db::Secret::new("not-the-password-123");
-    let refused = server
-        .empty_database(&stranger)
-        .expect_err("empty_database without the proof");
-    assert!(matches!(refused, DbError::NotOurs { .. }), "{refused}");
-    assert_eq!(client.run(first, client.snapshot_sql()), before);
+    empty_and_load(server, client, first, &dump, &before);
 
     assert!(server.drop_database(&first.name).expect("drop_database"));
     assert!(server.drop_login(&first.login).expect("drop_login"));
