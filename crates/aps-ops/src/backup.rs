@@ -254,6 +254,40 @@ pub fn backup(
             loaded.instance.state
         )));
     }
+    let mut report = backup_locked(ctx, &loaded, &opts.to, reporter)?;
+    if let BackupTarget::Dir {
+        dir,
+        keep: Some(keep),
+    } = &opts.to
+    {
+        report.rotated = rotate(dir, id, *keep)?;
+    }
+    Ok(report)
+}
+
+/// The safety backup of an instance whose lock the caller holds (an upgrade), into `file`.
+pub(crate) fn backup_loaded(
+    ctx: &Context,
+    loaded: &Loaded,
+    file: &Path,
+    reporter: &dyn Reporter,
+) -> Result<BackupReport, Error> {
+    backup_locked(
+        ctx,
+        loaded,
+        &BackupTarget::File(file.to_path_buf()),
+        reporter,
+    )
+}
+
+/// Seed steps 1–3 for an instance whose lock is held.
+fn backup_locked(
+    ctx: &Context,
+    loaded: &Loaded,
+    to: &BackupTarget,
+    reporter: &dyn Reporter,
+) -> Result<BackupReport, Error> {
+    let id = &loaded.instance.id;
     // Step 1: the stored metadata; 1.2: the backup script's interpreter, before anything runs.
     let service = loaded.service()?;
     let script = match service.provision.backup_script.as_ref() {
@@ -271,32 +305,25 @@ pub fn backup(
     // 1.1: apsctl backs the resources up itself unless the script says it is sufficient.
     let own_resources = script.as_ref().is_none_or(|s| !s.decl.sufficient);
     // 3.1: the destination, checked writable by creating the archive's temporary file.
-    let destination = destination(ctx, &loaded, &opts.to)?;
+    let destination = destination(ctx, loaded, to)?;
     let params = serde_json::json!({ "to": destination });
     let mut journal = Journal::begin(ctx, Some(id), "backup", &params)?;
     let written = write_archive(
         ctx,
         &mut journal,
-        &loaded,
+        loaded,
         &destination,
         script.as_ref(),
         own_resources,
         reporter,
     );
     reporter.progress_done();
-    let mut report = match written {
+    let report = match written {
         Ok(report) => report,
         // 3.3: the temporary archive and every temporary file go (the journal's changes).
         Err(e) => return Err(journal.rollback(reporter, e)),
     };
     journal.finish_with("commit", Outcome::Done, |_| Ok(()))?;
-    if let BackupTarget::Dir {
-        dir,
-        keep: Some(keep),
-    } = &opts.to
-    {
-        report.rotated = rotate(dir, id, *keep)?;
-    }
     Ok(report)
 }
 

@@ -122,6 +122,27 @@ pub enum Change {
         /// The file's text before; `None` when there was no file.
         previous: Option<String>,
     },
+    /// The files and databases of an instance being updated, with the safety backup that holds
+    /// them as they were and its root's owner and mode before. Undo: the instance put back in
+    /// place from the archive (`upgrade.rs`).
+    UpgradeData {
+        /// The instance.
+        instance: String,
+        /// The safety backup.
+        archive: PathBuf,
+        /// The root's owner before.
+        uid: u32,
+        /// The root's group before.
+        gid: u32,
+        /// The root's permission bits before.
+        mode: u32,
+    },
+    /// The private `meta/` and `scripts/` of an instance replaced by a new package's (the old
+    /// ones kept as `meta.old`, `scripts.old` until the commit). Undo: the old ones put back.
+    PrivateCopy {
+        /// The instance's private folder.
+        private: PathBuf,
+    },
     /// A run of the instance's configuration script. Undo: for `install`, `configure remove`
     /// (§11 Q27); for `configure`, `configure configure` again with the stored values, so that
     /// the application agrees with the store; `remove` is never undone (it is the removal's
@@ -172,6 +193,8 @@ impl Change {
             Self::FolderMode { .. } => "folder-mode",
             Self::Database { .. } => "database",
             Self::TempFile { .. } => "temp-file",
+            Self::UpgradeData { .. } => "upgrade-data",
+            Self::PrivateCopy { .. } => "private-copy",
             Self::WebConfig { .. } => "web-config",
             Self::WebConfigIn { .. } => "web-config-in",
             Self::Script { .. } => "script",

@@ -892,7 +892,7 @@ fn place_files(
 /// Copies `APP-META.xml` and `scripts/` from the archive into the private folder: root-owned,
 /// readable by the site user (files 0644, folders 0755, whatever the umask), and a `tmp/` folder
 /// owned by the site user (0700).
-fn private_copy(
+pub(crate) fn private_copy(
     ctx: &Context,
     pkg: &StoredPackage,
     private: &Path,

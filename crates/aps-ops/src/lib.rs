@@ -36,6 +36,7 @@ pub mod site_update;
 pub mod status;
 mod undo;
 pub mod updates;
+pub mod upgrade;
 mod vars;
 pub mod vault;
 mod web;

@@ -601,7 +601,7 @@ fn shown(entry: &Entry<'_>) -> String {
 
 /// Whether the regular file of `entry` still has its recorded size and SHA-256 (read through
 /// its folder's descriptor: a planted link is "changed", never followed).
-fn same_content(entry: &Entry<'_>, record: &aps_store::instances::InstanceFile) -> bool {
+pub(crate) fn same_content(entry: &Entry<'_>, record: &aps_store::instances::InstanceFile) -> bool {
     if entry.size != record.size {
         return false;
     }

@@ -116,7 +116,7 @@ pub fn restore(
 }
 
 /// Verifies the archive (§8.8 step 2) and finds its package (step 3).
-fn open(ctx: &Context, file: &Path, reporter: &dyn Reporter) -> Result<Backup, Error> {
+pub(crate) fn open(ctx: &Context, file: &Path, reporter: &dyn Reporter) -> Result<Backup, Error> {
     reporter.step(&format!("verifying backup `{}`", file.display()));
     let verified = crate::backup::verify(file)?;
     let manifest = verified.manifest;
@@ -300,9 +300,38 @@ pub(crate) fn fill(
         open_mode,
         hand_to,
     } = crate::deploy::make_root(journal, input.place, input.target, input.user)?;
-    // The root is root's and 0700: nobody else can enter it, so paths below it are safe.
-    let base = root.proc_path();
     let manifest = &input.backup.manifest;
+    unpack(
+        &root,
+        input.backup,
+        input.tmp,
+        input.user,
+        &mut |db_id, data| load(ctx, input, db_id, data),
+        reporter,
+    )?;
+    root.chown(hand_to.0, hand_to.1).map_err(Error::Site)?;
+    Ok(Deployed {
+        files: application_files(manifest),
+        created_parents,
+        claimed,
+        open_mode,
+    })
+}
+
+/// Writes the archive's files into `root` (root's and 0700: nobody else can enter it, so paths
+/// below it are safe), streams each dump to `load` (with its db:id), puts the backup script's
+/// file at `BACKUP_FILE` in `tmp`; then gives every entry its archived mode (no set-id or sticky
+/// bits) and the site's user as owner, through descriptors. The root itself is left as it is.
+pub(crate) fn unpack(
+    root: &aps_host::safedir::SafeDir,
+    backup: &Backup,
+    tmp: &Path,
+    user: &SystemUser,
+    load: &mut dyn FnMut(&str, &mut dyn std::io::Read) -> Result<(), Error>,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    let base = root.proc_path();
+    let manifest = &backup.manifest;
     let by_entry: BTreeMap<&str, &str> = manifest
         .resources
         .iter()
@@ -310,56 +339,49 @@ pub(crate) fn fill(
         .collect();
     let (mut files, mut bytes) = (0u64, 0u64);
     let bundle = |e: std::io::Error, what: &str| BundleError::io(what, e);
-    aps_archive::bundle::read_entries(
-        &input.backup.archive,
-        &BundleLimits::default(),
-        &mut |entry| {
-            match entry {
-                BundleEntry::Dir { name, .. } => {
-                    if let Some(rel) = name.strip_prefix("files/") {
-                        make_dirs(&base, rel.trim_end_matches('/')).map_err(|e| bundle(e, name))?;
-                    }
+    aps_archive::bundle::read_entries(&backup.archive, &BundleLimits::default(), &mut |entry| {
+        match entry {
+            BundleEntry::Dir { name, .. } => {
+                if let Some(rel) = name.strip_prefix("files/") {
+                    make_dirs(&base, rel.trim_end_matches('/')).map_err(|e| bundle(e, name))?;
                 }
-                BundleEntry::File { name, data, .. } => {
-                    if let Some(rel) = name.strip_prefix("files/") {
-                        if let Some(parent) = Path::new(rel).parent() {
-                            make_dirs(&base, &parent.to_string_lossy())
-                                .map_err(|e| bundle(e, name))?;
-                        }
-                        let mut out = std::fs::OpenOptions::new()
-                            .write(true)
-                            .create_new(true)
-                            .mode(0o600)
-                            .open(base.join(rel))
-                            .map_err(|e| bundle(e, name))?;
-                        bytes += std::io::copy(data, &mut out).map_err(|e| bundle(e, name))?;
-                        files += 1;
-                        reporter.progress(&Progress {
-                            phase: "files",
-                            files,
-                            bytes,
-                            total_bytes: None,
-                        });
-                    } else if name == SCRIPT_FILE {
-                        let mut out =
-                            crate::script::user_file(input.tmp, "backup-file", input.user)
-                                .map_err(|e| BundleError::other(name, &e.to_string()))?;
-                        std::io::copy(data, &mut out).map_err(|e| bundle(e, name))?;
-                        out.flush().map_err(|e| bundle(e, name))?;
-                    }
-                }
-                BundleEntry::Stream { name, data } => {
-                    if let Some(db_id) = by_entry.get(name) {
-                        reporter.step(&format!("loading database of db:id `{db_id}`"));
-                        load(ctx, input, db_id, data)
-                            .map_err(|e| BundleError::other(name, &e.to_string()))?;
-                    }
-                }
-                BundleEntry::Manifest => {}
             }
-            Ok(())
-        },
-    )
+            BundleEntry::File { name, data, .. } => {
+                if let Some(rel) = name.strip_prefix("files/") {
+                    if let Some(parent) = Path::new(rel).parent() {
+                        make_dirs(&base, &parent.to_string_lossy()).map_err(|e| bundle(e, name))?;
+                    }
+                    let mut out = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(base.join(rel))
+                        .map_err(|e| bundle(e, name))?;
+                    bytes += std::io::copy(data, &mut out).map_err(|e| bundle(e, name))?;
+                    files += 1;
+                    reporter.progress(&Progress {
+                        phase: "files",
+                        files,
+                        bytes,
+                        total_bytes: None,
+                    });
+                } else if name == SCRIPT_FILE {
+                    let mut out = crate::script::user_file(tmp, "backup-file", user)
+                        .map_err(|e| BundleError::other(name, &e.to_string()))?;
+                    std::io::copy(data, &mut out).map_err(|e| bundle(e, name))?;
+                    out.flush().map_err(|e| bundle(e, name))?;
+                }
+            }
+            BundleEntry::Stream { name, data } => {
+                if let Some(db_id) = by_entry.get(name) {
+                    reporter.step(&format!("loading database of db:id `{db_id}`"));
+                    load(db_id, data).map_err(|e| BundleError::other(name, &e.to_string()))?;
+                }
+            }
+            BundleEntry::Manifest => {}
+        }
+        Ok(())
+    })
     .map_err(|e| Error::Failed(crate::error::chain(&e)))?;
     reporter.progress_done();
     // Modes as archived (no set-id or sticky bits), owner the site's user, through descriptors.
@@ -381,17 +403,11 @@ pub(crate) fn fill(
         }
         entry
             .parent
-            .chown_entry(entry.name, input.user.uid(), input.user.gid())
+            .chown_entry(entry.name, user.uid(), user.gid())
             .map_err(Error::Site)?;
         Ok::<(), Error>(())
     })?;
-    root.chown(hand_to.0, hand_to.1).map_err(Error::Site)?;
-    Ok(Deployed {
-        files: application_files(manifest),
-        created_parents,
-        claimed,
-        open_mode,
-    })
+    Ok(())
 }
 
 /// The application files and folders of the backed-up instance, as its install recorded them.

@@ -110,6 +110,26 @@ pub(crate) fn undo(
             crate::web::restore_in(ctx, dir, reload.as_deref(), instance, previous.as_deref())?;
             Ok(Undone::Reverted)
         }
+        Change::UpgradeData {
+            instance,
+            archive,
+            uid,
+            gid,
+            mode,
+        } => {
+            crate::upgrade::restore_in_place(
+                ctx,
+                instance,
+                archive,
+                (*uid, *gid, *mode),
+                reporter,
+            )?;
+            Ok(Undone::Reverted)
+        }
+        Change::PrivateCopy { private } => {
+            crate::upgrade::unswap_private(private)?;
+            Ok(Undone::Reverted)
+        }
         Change::TempFile { path } => match fs_err::symlink_metadata(path) {
             // Removing the entry itself: a link is removed, never followed.
             Ok(_) => {

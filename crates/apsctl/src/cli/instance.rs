@@ -116,6 +116,51 @@ pub struct RemoveArgs {
     force: bool,
 }
 
+/// `upgrade` arguments.
+#[derive(Debug, ClapArgs)]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "all"])))]
+pub struct UpgradeArgs {
+    /// Instance id.
+    #[arg(requires = "to")]
+    id: Option<String>,
+    /// The package to update to (a reference from `instance updates`).
+    #[arg(long, value_name = "REF")]
+    to: Option<String>,
+    /// Every instance, one at a time, each with its own safety backup and rollback, each to
+    /// its newest update the flags allow; ends with a report (updated, rolled back, skipped).
+    #[arg(long, conflicts_with_all = ["to", "set", "settings_file", "accept_license"])]
+    all: bool,
+    /// What `--all` takes.
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// A value for a new setting, or a new value for a carried-over one (repeatable).
+    #[arg(long = "set", value_name = "ID=VALUE")]
+    set: Vec<String>,
+    /// A JSON object of setting values (`-` reads standard input); `--set` wins for the same id.
+    #[arg(long, value_name = "FILE")]
+    settings_file: Option<PathBuf>,
+    /// Accept the new package's license.
+    #[arg(long)]
+    accept_license: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+}
+
+/// The flags of `upgrade --all`.
+#[derive(Debug, ClapArgs)]
+pub struct FleetArgs {
+    /// With `--all`: patches only.
+    #[arg(long, requires = "all")]
+    patches_only: bool,
+    /// With `--all`: recommended patches only.
+    #[arg(long, requires = "all")]
+    recommended_only: bool,
+    /// With `--all`: say what would be updated, change nothing.
+    #[arg(long, requires = "all")]
+    dry_run: bool,
+}
+
 /// `enable` / `disable` arguments.
 #[derive(Debug, ClapArgs)]
 pub struct StatusArgs {
@@ -369,6 +414,84 @@ pub fn configure(
         )
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `upgrade`.
+pub fn upgrade(args: UpgradeArgs, s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
+    let _ = args.yes; // nothing else is asked
+    if args.all {
+        return upgrade_all(&args, s, out);
+    }
+    let settings = settings_input(args.settings_file.as_deref(), &args.set)?;
+    let ctx = s.context()?;
+    let opts = aps_ops::upgrade::UpgradeOptions {
+        instance: args.id.unwrap_or_default(),
+        to: args.to.unwrap_or_default(),
+        settings,
+        license: if args.accept_license {
+            aps_ops::install::License::Accepted
+        } else {
+            aps_ops::install::License::NotAccepted
+        },
+    };
+    let report = aps_ops::upgrade::upgrade(&ctx, &opts, out)?;
+    for kept in &report.kept_files {
+        out.warning(&format!("kept: {}", shown::message(kept)));
+    }
+    out.data(&serde_json::to_value(&report)?, || {
+        format!(
+            "instance {} updated from {}-{} to {}-{} ({} old file(s) removed)\n",
+            report.instance,
+            shown::name(&report.from.version),
+            shown::name(&report.from.release),
+            shown::name(&report.to.version),
+            shown::name(&report.to.release),
+            report.removed_files
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `upgrade --all`: the report, and exit 6 when an instance was rolled back.
+fn upgrade_all(args: &UpgradeArgs, s: super::Session, out: &Printer) -> anyhow::Result<ExitCode> {
+    let ctx = s.context()?;
+    let opts = aps_ops::upgrade::FleetOptions {
+        patches_only: args.fleet.patches_only,
+        recommended_only: args.fleet.recommended_only,
+        dry_run: args.fleet.dry_run,
+    };
+    let report = aps_ops::upgrade::upgrade_all(&ctx, &opts, out)?;
+    out.data(&serde_json::to_value(&report)?, || {
+        let mut t = String::new();
+        let verb = if args.fleet.dry_run {
+            "would update"
+        } else {
+            "updated"
+        };
+        for (what, list) in [
+            (verb, &report.updated),
+            ("rolled back", &report.rolled_back),
+            ("skipped", &report.skipped),
+        ] {
+            for e in list {
+                let _ = writeln!(
+                    t,
+                    "{what}\tinstance {}\t{}\t{}",
+                    e.instance,
+                    e.package.as_deref().unwrap_or("-"),
+                    e.reason
+                        .as_deref()
+                        .map_or(String::new(), |r| shown::message(r).into_owned())
+                );
+            }
+        }
+        t
+    })?;
+    Ok(if report.rolled_back.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(6)
+    })
 }
 
 /// Runs `enable` (`enable == true`) or `disable`.

@@ -83,6 +83,9 @@ pub enum Command {
     Configure(instance::ConfigureArgs),
     /// Remove an instance.
     Remove(instance::RemoveArgs),
+    /// Update an instance to a newer package (patch or upgrade), with a safety backup and an
+    /// automatic rollback.
+    Upgrade(instance::UpgradeArgs),
     /// Enable a disabled instance (`configure enable`; its URLs answer again).
     Enable(instance::StatusArgs),
     /// Disable an instance (`configure disable`; every URL of it answers 503).
@@ -127,6 +130,7 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
         Command::Instance(cmd) => instance::instance(cmd, s, printer),
         Command::Configure(args) => instance::configure(args, s, printer),
         Command::Remove(args) => instance::remove(args, s, printer),
+        Command::Upgrade(args) => instance::upgrade(args, s, printer),
         Command::Enable(args) => instance::status(&args, true, s, printer),
         Command::Disable(args) => instance::status(&args, false, s, printer),
         Command::Recover => instance::recover(s, printer),

@@ -19,6 +19,14 @@
 )]
 mod world;
 
+#[path = "../lifecycle/world.rs"]
+#[expect(
+    dead_code,
+    reason = "the lifecycle area's fixture; this area uses part of it"
+)]
+mod gb;
+mod upgrade;
+
 use aps_test_support::PackageBuilder;
 use serde_json::{Value, json};
 use world::{World, show};
