@@ -353,3 +353,51 @@ fn issue_10_upgrade_all_patches_the_fleet_and_rolls_back_the_one_that_fails() {
     assert_eq!(page, page_before);
     assert!(!page.contains("failed patch"), "{page}");
 }
+
+/// A package that says it is a patch but adds a setting without a default is not applied as a
+/// patch (§11 Q25), naming why; an upgrade whose licence is not accepted is refused; a package
+/// whose rule does not hold is refused. None of them changes anything.
+#[test]
+fn issue_10_invalid_patches_and_unaccepted_licences_are_refused() {
+    let w = World::in_area("upg", "gbu", 5);
+    let v1 = w.import(&w.package_from(
+        &example(&w.dir.join("v1"), &[], &[]),
+        "guestbook",
+        &Variant::default(),
+    ));
+    let id = w.install(&v1, &[]);
+    let bad_patch_edits = [
+        (
+            "  <service id=\"guestbook\">",
+            "  <patch match=\"/application/version = '1.0.0'\"/>\n  <service id=\"guestbook\">",
+        ),
+        (
+            "    <settings>",
+            "    <settings>\n      <setting id=\"motto\" type=\"string\"><name>Motto</name></setting>",
+        ),
+    ];
+    let bad_patch = w.import(&w.package_from(
+        &example(&w.dir.join("p"), &[], &[]),
+        "guestbook",
+        &Variant {
+            release: "2",
+            wrapper: None,
+            meta_edits: &bad_patch_edits,
+        },
+    ));
+    let v2 = version_1_1(&w, &example(&w.dir.join("v2"), &[], &[]), RECORDING);
+    let before = w.snapshot();
+    for (args, expected) in [
+        (
+            vec!["upgrade", &id, "--to", &bad_patch],
+            "adds setting `motto` without a default",
+        ),
+        (vec!["upgrade", &id, "--to", &v2], "--accept-license"),
+        (vec!["upgrade", &id, "--to", &v1], "not newer"),
+    ] {
+        let run = w.apsctl(&args);
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(run.stderr.contains(expected), "{args:?}: {run:?}");
+        assert_eq!(w.snapshot(), before, "{args:?} changed something");
+    }
+}
