@@ -8,8 +8,7 @@
 //! two rules both hold is offered twice, once per kind (§11 Q14: every match, labelled); one
 //! step only, no bridge upgrades. A rule outside the supported `XPath` subset never matches (it
 //! was reported by lint at import).
-//!
-//! Known gap: applying a candidate (`upgrade`) is not built yet; see the notes of issue 10.
+//! Applying a candidate is `upgrade.rs`.
 use aps_meta::matchexpr::MatchExpr;
 use aps_meta::model::Package;
 use aps_meta::version::Version;

@@ -1,12 +1,12 @@
 //! Updates (issue 10) through the real `apsctl` binary: which packages of the repository can
 //! update an instance (`instance updates`), by their `patch`/`upgrade` rules evaluated against the
-//! instance's installed metadata (REFERENCE §7.2–§7.5).
+//! instance's installed metadata (REFERENCE §7.2–§7.5), and applying them (`upgrade`, in
+//! `upgrade.rs`: the guestbook with real PHP and MariaDB).
 //!
 //! Main decision: packages are built in code, one per version, all of one identity unless the
 //! test says otherwise, with a `sh` configuration script; the instance lives on a `--web none`
 //! site of a real tenant (the security area's world).
-//!
-//! Known gap: `upgrade` itself is not built yet, so nothing here applies a candidate.
+
 #![expect(
     clippy::unwrap_used,
     reason = "test code: a failed setup or inspection step is a failed test"
