@@ -196,8 +196,15 @@ impl<'c> Journal<'c> {
 
     /// Undoes every recorded change in reverse, records the outcome and returns `error`, with
     /// what was deliberately kept and what could not be undone.
-    pub fn rollback(mut self, reporter: &dyn Reporter, error: Error) -> Error {
+    pub fn rollback(self, reporter: &dyn Reporter, error: Error) -> Error {
+        self.rollback_reporting(reporter, error).0
+    }
+
+    /// [`Journal::rollback`], also telling whether every change was undone (nothing left for an
+    /// administrator).
+    pub fn rollback_reporting(mut self, reporter: &dyn Reporter, error: Error) -> (Error, bool) {
         let (kept, leftovers) = self.undo_all(reporter);
+        let complete = leftovers.is_empty();
         let outcome = if leftovers.is_empty() {
             Outcome::RolledBack
         } else {
@@ -216,7 +223,7 @@ impl<'c> Journal<'c> {
                 crate::now(self.ctx),
             );
         }
-        if leftovers.is_empty() && kept.is_empty() {
+        let error = if leftovers.is_empty() && kept.is_empty() {
             error
         } else if leftovers.is_empty() {
             Error::Failed(message)
@@ -225,7 +232,8 @@ impl<'c> Journal<'c> {
                 "{message}\nThe rollback left work for an administrator (run `apsctl recover` to retry):\n  {}",
                 leftovers.join("\n  ")
             ))
-        }
+        };
+        (error, complete)
     }
 
     /// Runs the undo of every change not undone yet, newest first; returns what was kept on

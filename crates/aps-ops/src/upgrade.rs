@@ -142,19 +142,19 @@ pub fn upgrade(
             Ok(report)
         }
         Err(e) => {
-            let e = journal.rollback(reporter, e);
+            let (e, complete) = journal.rollback_reporting(reporter, e);
             finish_private_rollback(&loaded.private);
             let text = e.to_string();
-            if text.contains("not undone") || text.contains("could not be undone") {
-                Err(Error::Failed(format!(
-                    "{text}\nThe safety backup of instance {id} is kept: `{}`",
-                    safety.display()
-                )))
-            } else {
+            if complete {
                 let _ = fs_err::remove_file(&safety);
                 Err(Error::Failed(format!(
                     "{text}\nInstance {id} is back on {} {}-{}, with its files and databases as they were.",
                     loaded.instance.package_ref, plan.from.version, plan.from.release
+                )))
+            } else {
+                Err(Error::Failed(format!(
+                    "{text}\nThe safety backup of instance {id} is kept: `{}`",
+                    safety.display()
                 )))
             }
         }
