@@ -124,6 +124,8 @@ pub(crate) fn undo(
                 (*uid, *gid, *mode),
                 reporter,
             )?;
+            // Put back: the safety backup has done its job (also after a crash, for `recover`).
+            let _ = fs_err::remove_file(archive);
             Ok(Undone::Reverted)
         }
         Change::PrivateCopy { private } => {

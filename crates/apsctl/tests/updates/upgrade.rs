@@ -262,6 +262,11 @@ fn issue_10_a_crashed_upgrade_is_rolled_back_by_recover() {
         "apsctl did not stop at the fault point\n{run:?}"
     );
     w.apsctl(&["recover"]).ok();
+    let staging: Vec<_> = fs_err::read_dir(w.home.join("staging"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(staging.is_empty(), "left in staging: {staging:?}");
     let after = w.snapshot();
     assert_eq!(after, before, "after recover the instance is not as it was");
     assert_eq!(front_page(&w, &root), page_before);
