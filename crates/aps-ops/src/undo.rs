@@ -124,8 +124,6 @@ pub(crate) fn undo(
                 (*uid, *gid, *mode),
                 reporter,
             )?;
-            // Put back: the safety backup has done its job (also after a crash, for `recover`).
-            let _ = fs_err::remove_file(archive);
             Ok(Undone::Reverted)
         }
         Change::PrivateCopy { private } => {

@@ -774,7 +774,7 @@ fn unchanged(dir: &SafeDir, name: &str, record: &InstanceFile) -> bool {
 
 /// The undo of [`Change::UpgradeData`]: the instance put back in place from its safety backup —
 /// its root emptied and refilled from the archive, each database emptied and its dump loaded —
-/// and the root given its owner and mode of before.
+/// and the root given its owner and mode of before; then the archive is removed.
 pub(crate) fn restore_in_place(
     ctx: &Context,
     instance: &str,
@@ -798,7 +798,10 @@ pub(crate) fn restore_in_place(
         reporter,
     )?;
     root.chown(uid, gid).map_err(Error::Site)?;
-    root.set_mode(mode).map_err(Error::Site)
+    root.set_mode(mode).map_err(Error::Site)?;
+    // Put back: the safety backup has done its job (also after a crash, for `recover`).
+    let _ = fs_err::remove_file(archive);
+    Ok(())
 }
 
 /// Empties the instance database of `db_id` and loads `data` (its dump) into it.
