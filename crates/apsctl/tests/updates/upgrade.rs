@@ -244,8 +244,9 @@ fn issue_10_a_failing_upgrade_script_is_rolled_back_completely() {
     assert!(!front_page(&w, &root).contains("failed upgrade"));
 }
 
-/// A crash during the upgrade (after its script ran), then `recover`: the old version, working,
-/// as before.
+/// A crash at every step of an upgrade (and inside its file deployment and between two of its
+/// store writes), each followed by `recover`: every time the old version, working, exactly as
+/// before, and nothing left in staging.
 #[test]
 fn issue_10_a_crashed_upgrade_is_rolled_back_by_recover() {
     let w = World::in_area("upg", "gbu", 3);
@@ -253,24 +254,35 @@ fn issue_10_a_crashed_upgrade_is_rolled_back_by_recover() {
     let v2 = version_1_1(&w, &example(&w.dir.join("v2"), &[], &[]), RECORDING);
     let before = w.snapshot();
     let page_before = front_page(&w, &root);
-    let run = w.apsctl_env(
-        &["upgrade", &id, "--to", &v2, "--accept-license"],
-        &[("APSCTL_TEST_FAULT", "after:configure-upgrade=crash")],
-    );
-    assert_eq!(
-        run.code, None,
-        "apsctl did not stop at the fault point\n{run:?}"
-    );
-    w.apsctl(&["recover"]).ok();
-    let staging: Vec<_> = fs_err::read_dir(w.home.join("staging"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(staging.is_empty(), "left in staging: {staging:?}");
-    let after = w.snapshot();
-    assert_eq!(after, before, "after recover the instance is not as it was");
-    assert_eq!(front_page(&w, &root), page_before);
-    assert_eq!(w.show(&id)["package"]["version"], "1.0.0");
+    for fault in [
+        "after:upgrade-data",
+        "after:private-copy",
+        "deploy-file@3",
+        "after:files",
+        "after:hand-over",
+        "after:configure-upgrade",
+        "after:open",
+        "journal-write@12",
+    ] {
+        let run = w.apsctl_env(
+            &["upgrade", &id, "--to", &v2, "--accept-license"],
+            &[("APSCTL_TEST_FAULT", &format!("{fault}=crash"))],
+        );
+        assert_eq!(run.code, None, "apsctl did not stop at {fault}\n{run:?}");
+        w.apsctl(&["recover"]).ok();
+        let staging: Vec<_> = fs_err::read_dir(w.home.join("staging"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(staging.is_empty(), "{fault}: left in staging: {staging:?}");
+        assert_eq!(w.snapshot(), before, "after a crash at {fault} and recover");
+        assert_eq!(front_page(&w, &root), page_before, "{fault}");
+        assert_eq!(w.show(&id)["package"]["version"], "1.0.0", "{fault}");
+    }
+    // And then the upgrade goes through.
+    w.apsctl(&["upgrade", &id, "--to", &v2, "--accept-license"])
+        .ok();
+    assert_eq!(w.show(&id)["package"]["version"], "1.1.0");
 }
 
 /// A patch wrapper whose `upgrade` fails (after writing to the database) for the instance at
