@@ -446,3 +446,21 @@ pub fn show(ctx: &Context, id: &str) -> Result<InstanceDetails, Error> {
         system_changes,
     })
 }
+
+/// Whether the entry `name` of `dir` is a regular file with the content `record` recorded (its
+/// SHA-256): an application file its owner did not change.
+pub(crate) fn is_unchanged(
+    dir: &aps_host::safedir::SafeDir,
+    name: &std::ffi::OsStr,
+    record: &aps_store::instances::InstanceFile,
+) -> bool {
+    use sha2::Digest as _;
+    let Ok(mut file) = dir.open_file(name) else {
+        return false;
+    };
+    let mut hasher = sha2::Sha256::new();
+    if std::io::copy(&mut file, &mut hasher).is_err() {
+        return false;
+    }
+    record.sha256.as_deref() == Some(hex::encode(hasher.finalize()).as_str())
+}

@@ -31,7 +31,6 @@ use std::fmt::Write as _;
 use aps_host::safedir::{Entry, EntryKind, Phase, SafeDir};
 use aps_store::instances::{FileKind, InstanceState};
 use serde::Serialize;
-use sha2::Digest as _;
 
 use crate::change::{Change, Stage};
 use crate::context::Context;
@@ -602,17 +601,7 @@ fn shown(entry: &Entry<'_>) -> String {
 /// Whether the regular file of `entry` still has its recorded size and SHA-256 (read through
 /// its folder's descriptor: a planted link is "changed", never followed).
 pub(crate) fn same_content(entry: &Entry<'_>, record: &aps_store::instances::InstanceFile) -> bool {
-    if entry.size != record.size {
-        return false;
-    }
-    let Ok(mut file) = entry.parent.open_file(entry.name) else {
-        return false;
-    };
-    let mut hasher = sha2::Sha256::new();
-    if std::io::copy(&mut file, &mut hasher).is_err() {
-        return false;
-    }
-    record.sha256.as_deref() == Some(hex::encode(hasher.finalize()).as_str())
+    entry.size == record.size && crate::instance::is_unchanged(entry.parent, entry.name, record)
 }
 
 /// What the question shows: the instance files that an `app` removal would keep.

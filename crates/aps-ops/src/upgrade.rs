@@ -690,7 +690,7 @@ fn place_new(
         }
         if live.contains(&name) {
             match old.get(file.path.as_str()) {
-                Some(record) if unchanged(&live, &name, record) => {}
+                Some(record) if crate::instance::is_unchanged(&live, name.as_ref(), record) => {}
                 Some(_) => {
                     let aside = format!("{name}.before-upgrade");
                     live.rename(&name, &live, &aside).map_err(Error::Site)?;
@@ -757,19 +757,6 @@ fn remove_stale(
         Ok::<(), Error>(())
     })?;
     Ok(removed)
-}
-
-/// Whether the root's entry `name` in `dir` still has `record`'s content.
-fn unchanged(dir: &SafeDir, name: &str, record: &InstanceFile) -> bool {
-    use sha2::Digest as _;
-    let Ok(mut file) = dir.open_file(name) else {
-        return false;
-    };
-    let mut hasher = sha2::Sha256::new();
-    if std::io::copy(&mut file, &mut hasher).is_err() {
-        return false;
-    }
-    record.sha256.as_deref() == Some(hex::encode(hasher.finalize()).as_str())
 }
 
 /// The undo of [`Change::UpgradeData`]: the instance put back in place from its safety backup —
