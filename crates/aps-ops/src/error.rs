@@ -33,6 +33,9 @@ pub enum Error {
     /// The input was refused; the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// Setting values were refused, each with its reason (`API.md`: `details[].setting`).
+    #[error("the settings were refused:\n  {}", .0.iter().map(|(id, why)| format!("setting `{id}`: {why}")).collect::<Vec<_>>().join("\n  "))]
+    Settings(Vec<(String, String)>),
     /// Something named does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -57,6 +60,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The refused settings with their reasons, when this is [`Error::Settings`].
+    pub fn refused_settings(&self) -> &[(String, String)] {
+        match self {
+            Self::Settings(list) => list,
+            _ => &[],
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io {
@@ -69,7 +80,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Io { .. } | Self::Fs(_) => ErrorKind::Internal,
-            Self::Invalid(_) => ErrorKind::Invalid,
+            Self::Invalid(_) | Self::Settings(_) => ErrorKind::Invalid,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::Busy(_) => ErrorKind::Busy,
@@ -85,7 +96,7 @@ impl Error {
 
 /// `error` and its causes as one line (`a: b: c`), for messages built from another error: the
 /// cause (say, "Directory not empty") must reach the user, not only the outer sentence.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

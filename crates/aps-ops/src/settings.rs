@@ -77,11 +77,12 @@ pub(crate) fn validate(
         inherited: BTreeMap::new(),
     };
     aps_meta::value::validate(settings, input, &opts).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        Error::Invalid(format!(
-            "the settings were refused:\n  {}",
-            lines.join("\n  ")
-        ))
+        Error::Settings(
+            errors
+                .iter()
+                .map(|e| (e.setting.clone(), e.problem.to_string()))
+                .collect(),
+        )
     })
 }
 

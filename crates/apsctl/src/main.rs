@@ -6,6 +6,7 @@
 //! report through [`output::Printer`].
 mod cli;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 

@@ -158,6 +158,31 @@ pub(crate) struct ProcWatcher {
     handle: JoinHandle<Seen>,
 }
 
+/// Whether process `pid` is `ancestor` or a descendant of it (walking the parent ids; a
+/// process gone in between counts as not).
+fn descends_from(pid: &str, ancestor: &str) -> bool {
+    let mut current = pid.to_owned();
+    for _ in 0..64 {
+        if current == ancestor {
+            return true;
+        }
+        let Ok(stat) = fs_err::read_to_string(format!("/proc/{current}/stat")) else {
+            return false;
+        };
+        let Some(parent) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        else {
+            return false;
+        };
+        if parent == "0" || parent == "1" {
+            return false;
+        }
+        parent.clone_into(&mut current);
+    }
+    false
+}
+
 /// Whether the process of `/proc/<pid>` still runs (a zombie's `environ` reads empty).
 fn is_live(dir: &Path) -> bool {
     fs_err::read_to_string(dir.join("stat")).is_ok_and(|stat| {
@@ -189,6 +214,11 @@ impl ProcWatcher {
                     let dir = entry.path();
                     let cmdline = fs_err::read(dir.join("cmdline")).unwrap_or_default();
                     let environ = fs_err::read(dir.join("environ")).unwrap_or_default();
+                    // Only this test process's own children and their descendants: other test
+                    // binaries running on the machine at the same time are not this test's.
+                    if !descends_from(&name, &me) {
+                        continue;
+                    }
                     if environ.is_empty() && !is_live(&dir) {
                         // It exited between the two reads: whose it was cannot be told.
                         continue;

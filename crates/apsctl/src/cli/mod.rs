@@ -104,6 +104,16 @@ pub enum Command {
     /// Periodic backups: add, list, remove, and run those that are due (for cron).
     #[command(subcommand)]
     Schedule(backup::ScheduleCmd),
+    /// The HTTP API for control panels (API.md).
+    Serve {
+        /// `host:port` or `unix:/path`.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8714")]
+        listen: String,
+        /// The file holding the bearer token (created with a random one when missing; default
+        /// `<home>/api-token`).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
 }
 
 /// Runs the command.
@@ -139,6 +149,15 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
         Command::Restore(args) => backup::restore(args, s, printer),
         Command::Migrate(args) => backup::migrate(args, s, printer),
         Command::Schedule(cmd) => backup::schedule(cmd, s, printer),
+        Command::Serve { listen, token_file } => {
+            let token_file = token_file.unwrap_or_else(|| s.home.join("api-token"));
+            crate::serve::run(
+                s.context()?,
+                &crate::serve::ServeOptions { listen, token_file },
+                printer,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
