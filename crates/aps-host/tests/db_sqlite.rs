@@ -428,3 +428,31 @@ fn an_emptied_database_takes_its_dump_again() {
     let missing = server.empty_database(&self::spec("absent")).unwrap_err();
     assert!(missing.to_string().contains("absent"), "{missing}");
 }
+
+/// A link planted in place of a database file (its folder is the site user's) is never followed:
+/// emptying, loading and dumping refuse, and the link's target is untouched.
+#[test]
+fn a_database_file_replaced_by_a_link_is_refused() {
+    let dir = db_common::temp_dir();
+    let server = server(dir.path());
+    let spec = spec("linked");
+    server.create_database(&spec).unwrap();
+    let dump = dir.path().join("dump.sqlite");
+    server.dump(&spec.name, &dump).unwrap();
+    let victim = dir.path().join("victim.sqlite");
+    Connection::open(&victim)
+        .unwrap()
+        .execute_batch("CREATE TABLE precious (x INTEGER); INSERT INTO precious VALUES (42);")
+        .unwrap();
+    let file = std::path::PathBuf::from(server.connection_values(&spec).name);
+    fs_err::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(&victim, &file).unwrap();
+    assert!(server.empty_database(&spec).is_err());
+    assert!(server.load(&spec, &dump).is_err());
+    assert!(server.dump(&spec.name, &dir.path().join("out.sqlite")).is_err());
+    let kept: i64 = Connection::open(&victim)
+        .unwrap()
+        .query_row("SELECT x FROM precious", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(kept, 42);
+}

@@ -113,12 +113,17 @@ impl Sqlite {
         Ok(())
     }
 
+    /// Opens a database file without following a link in its last component (the folders of
+    /// instance databases belong to their site users, who could plant a link to another
+    /// database — apsctl's own store — in place of the file).
     fn open(path: &Path, flags: OpenFlags) -> Result<Connection, DbError> {
-        Connection::open_with_flags(path, flags).map_err(|source| DbError::Sqlite {
-            action: "open",
-            path: path.to_owned(),
-            source,
-        })
+        Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NOFOLLOW).map_err(
+            |source| DbError::Sqlite {
+                action: "open",
+                path: path.to_owned(),
+                source,
+            },
+        )
     }
 
     /// The folder holding every database folder, created if missing.
@@ -285,7 +290,7 @@ impl DatabaseServer for Sqlite {
     fn empty_database(&self, spec: &DbSpec) -> Result<(), DbError> {
         Self::check_name(&spec.name)?;
         let file = self.db_file(&spec.name);
-        if !file.is_file() {
+        if !is_plain_file(&file) {
             return Err(DbError::DatabaseMissing {
                 server: KIND,
                 name: spec.name.clone(),
@@ -316,7 +321,7 @@ impl DatabaseServer for Sqlite {
     fn check_login(&self, spec: &DbSpec) -> Result<(), DbError> {
         Self::check_name(&spec.name)?;
         let file = self.db_file(&spec.name);
-        if !file.is_file() {
+        if !is_plain_file(&file) {
             return Err(DbError::DatabaseMissing {
                 server: KIND,
                 name: spec.name.clone(),
@@ -353,7 +358,7 @@ impl DatabaseServer for Sqlite {
     fn dump_into(&self, name: &str, sink: &mut dyn io::Write) -> Result<u64, DbError> {
         Self::check_name(name)?;
         let file = self.db_file(name);
-        if !file.is_file() {
+        if !is_plain_file(&file) {
             return Err(DbError::DatabaseMissing {
                 server: KIND,
                 name: name.to_owned(),
@@ -377,7 +382,7 @@ impl DatabaseServer for Sqlite {
     fn load_from(&self, spec: &DbSpec, source: &mut dyn io::Read) -> Result<(), DbError> {
         Self::check_name(&spec.name)?;
         let file = self.db_file(&spec.name);
-        if !file.is_file() {
+        if !is_plain_file(&file) {
             return Err(DbError::DatabaseMissing {
                 server: KIND,
                 name: spec.name.clone(),
@@ -410,6 +415,13 @@ impl DatabaseServer for Sqlite {
             port: String::new(),
         }
     }
+}
+
+/// Whether `path` is a regular file itself (not a link to one) with no other name (a hard link
+/// to a file elsewhere would let writes through it reach that file).
+fn is_plain_file(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    fs_err::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && m.nlink() == 1)
 }
 
 /// A temporary folder only apsctl can enter (the system's temporary folder, mode 0700), removed
