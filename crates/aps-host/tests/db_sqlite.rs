@@ -449,7 +449,11 @@ fn a_database_file_replaced_by_a_link_is_refused() {
     std::os::unix::fs::symlink(&victim, &file).unwrap();
     assert!(server.empty_database(&spec).is_err());
     assert!(server.load(&spec, &dump).is_err());
-    assert!(server.dump(&spec.name, &dir.path().join("out.sqlite")).is_err());
+    assert!(
+        server
+            .dump(&spec.name, &dir.path().join("out.sqlite"))
+            .is_err()
+    );
     let kept: i64 = Connection::open(&victim)
         .unwrap()
         .query_row("SELECT x FROM precious", [], |row| row.get(0))

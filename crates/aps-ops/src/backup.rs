@@ -254,7 +254,7 @@ pub fn backup(
             loaded.instance.state
         )));
     }
-    let mut report = backup_locked(ctx, &loaded, &opts.to, reporter)?;
+    let mut report = backup_locked(ctx, &loaded, &opts.to, false, reporter)?;
     if let BackupTarget::Dir {
         dir,
         keep: Some(keep),
@@ -265,7 +265,9 @@ pub fn backup(
     Ok(report)
 }
 
-/// The safety backup of an instance whose lock the caller holds (an upgrade), into `file`.
+/// The safety backup of an instance whose lock the caller holds (an upgrade), into `file`:
+/// apsctl dumps every database itself even when a backup script says it is sufficient, since
+/// the rollback loads the dumps back without any script.
 pub(crate) fn backup_loaded(
     ctx: &Context,
     loaded: &Loaded,
@@ -276,15 +278,18 @@ pub(crate) fn backup_loaded(
         ctx,
         loaded,
         &BackupTarget::File(file.to_path_buf()),
+        true,
         reporter,
     )
 }
 
-/// Seed steps 1–3 for an instance whose lock is held.
+/// Seed steps 1–3 for an instance whose lock is held (`dump_always`: dump the databases even
+/// when the backup script is sufficient).
 fn backup_locked(
     ctx: &Context,
     loaded: &Loaded,
     to: &BackupTarget,
+    dump_always: bool,
     reporter: &dyn Reporter,
 ) -> Result<BackupReport, Error> {
     let id = &loaded.instance.id;
@@ -303,7 +308,7 @@ fn backup_locked(
         None => None,
     };
     // 1.1: apsctl backs the resources up itself unless the script says it is sufficient.
-    let own_resources = script.as_ref().is_none_or(|s| !s.decl.sufficient);
+    let own_resources = dump_always || script.as_ref().is_none_or(|s| !s.decl.sufficient);
     // 3.1: the destination, checked writable by creating the archive's temporary file.
     let destination = destination(ctx, loaded, to)?;
     let params = serde_json::json!({ "to": destination });

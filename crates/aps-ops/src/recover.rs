@@ -99,6 +99,13 @@ fn recover_one(ctx: &Context, op: &Operation, reporter: &dyn Reporter) -> Recove
         }
     }
     let (kept, leftovers) = journal.undo_all(reporter);
+    if op.kind == "upgrade" && leftovers.is_empty() {
+        // The instance is back from its safety backup, which has done its job.
+        let params: serde_json::Value = serde_json::from_str(&op.params_json).unwrap_or_default();
+        if let Some(safety) = params["safety"].as_str() {
+            let _ = fs_err::remove_file(safety);
+        }
+    }
     let (outcome, note) = if leftovers.is_empty() {
         let mut note = "interrupted; rolled back by recover".to_owned();
         if !kept.is_empty() {

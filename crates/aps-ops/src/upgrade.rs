@@ -107,6 +107,16 @@ pub fn upgrade(
             loaded.instance.state
         )));
     }
+    if let Some(op) = ctx.store()?.journal().latest_operation(id, "upgrade")? {
+        if op.outcome.is_none() {
+            return Err(Error::Conflict(format!(
+                "an upgrade of instance {id} was interrupted (operation {}): run `apsctl recover` first",
+                op.id.0
+            )));
+        }
+    }
+    // What a crash between an earlier upgrade's commit and its clean-up left.
+    finish_private(&loaded.private);
     let plan = plan(ctx, &loaded, opts)?;
     reporter.step(&format!(
         "instance {id}: {} {}-{} → {}-{} ({})",
@@ -120,13 +130,7 @@ pub fn upgrade(
         plan.to.release,
         plan.new.summary.package
     ));
-    // §8.6 step 4: the safety backup, under this operation's lock.
     let safety = safety_path(ctx, id);
-    reporter.step(&format!(
-        "instance {id}: safety backup `{}`",
-        safety.display()
-    ));
-    crate::backup::backup_loaded(ctx, &loaded, &safety, reporter)?;
     let params = serde_json::json!({
         "to": plan.new.summary.package, "kind": plan.kind, "safety": safety,
     });
@@ -152,8 +156,20 @@ pub fn upgrade(
                     loaded.instance.package_ref, plan.from.version, plan.from.release
                 )))
             } else {
+                // Not served half put back: closed again, and marked for the administrator.
+                let _ = ctx.store().map(|store| {
+                    store
+                        .instances()
+                        .set_state(id, InstanceState::Failed, crate::now(ctx))
+                });
+                if let Ok(Some(text)) =
+                    crate::web::render(&loaded.site, &crate::web::closed(&loaded), Access::Disabled)
+                {
+                    let _ = crate::web::restore(ctx, &loaded.site.name, id, Some(&text));
+                }
                 Err(Error::Failed(format!(
-                    "{text}\nThe safety backup of instance {id} is kept: `{}`",
+                    "{text}\nInstance {id} could not be put back completely and is closed and marked failed. Its safety backup is kept: `{}` (`apsctl restore {id} --from {}` puts it back).",
+                    safety.display(),
                     safety.display()
                 )))
             }
@@ -354,31 +370,7 @@ fn apply(
 ) -> Result<(NewInstance, UpgradeReport), Error> {
     let id = &loaded.instance.id;
     let user = loaded.user()?;
-    // Closed for the length of the upgrade.
-    if crate::web::config_dir(&loaded.site).is_some() {
-        crate::web::apply(
-            journal,
-            "close-web",
-            &loaded.site,
-            &crate::web::closed(loaded),
-            Access::Disabled,
-            reporter,
-        )?;
-    }
-    let root_info = loaded.place().open_root()?.info().map_err(Error::Site)?;
-    // From here on, whatever happens to the files and databases is undone from the archive.
-    let data = Change::UpgradeData {
-        instance: id.clone(),
-        archive: safety.to_path_buf(),
-        uid: root_info.uid,
-        gid: root_info.gid,
-        mode: root_info.mode,
-    };
-    journal.step("upgrade-data", |j| {
-        j.change(data, || {
-            loaded.place().open_root()?.take_over().map_err(Error::Site)
-        })
-    })?;
+    let root_info = prepare(journal, loaded, safety, reporter)?;
     // §8.6 step 5: databases for new db:ids; the existing ones are kept.
     let mut databases = loaded.databases.clone();
     for choice in &plan.new_databases {
@@ -505,6 +497,70 @@ fn new_record(
             .collect(),
         at: crate::now(ctx),
     })
+}
+
+/// The instance closed (503 / its root taken over), [`Change::UpgradeData`] recorded, and the
+/// safety backup taken while nobody else can change the files (the undo finds no archive until
+/// it is complete: the archive is renamed into place last). Returns the root's owner and mode
+/// of before.
+fn prepare(
+    journal: &mut Journal<'_>,
+    loaded: &Loaded,
+    safety: &Path,
+    reporter: &dyn Reporter,
+) -> Result<aps_host::safedir::FolderInfo, Error> {
+    let ctx = journal.context();
+    let id = &loaded.instance.id;
+    // Closed for the length of the upgrade.
+    if crate::web::config_dir(&loaded.site).is_some() {
+        crate::web::apply(
+            journal,
+            "close-web",
+            &loaded.site,
+            &crate::web::closed(loaded),
+            Access::Disabled,
+            reporter,
+        )?;
+    }
+    let root_info = loaded.place().open_root()?.info().map_err(Error::Site)?;
+    // From here on, whatever happens to the files and databases is undone from the archive.
+    let data = Change::UpgradeData {
+        instance: id.clone(),
+        archive: safety.to_path_buf(),
+        uid: root_info.uid,
+        gid: root_info.gid,
+        mode: root_info.mode,
+    };
+    // Closed to the web server while the site's user (and its backup script) can still work in
+    // it; taken over by root once the safety backup is complete.
+    journal.step("upgrade-data", |j| {
+        j.change(data, || {
+            loaded
+                .place()
+                .open_root()?
+                .set_mode(0o700)
+                .map_err(Error::Site)
+        })
+    })?;
+    // §8.6 step 4: the safety backup, taken while nobody else can change the files (its undo
+    // above finds no archive until it is complete: the archive is renamed into place last).
+    reporter.step(&format!(
+        "instance {id}: safety backup `{}`",
+        safety.display()
+    ));
+    let backup = crate::backup::backup_loaded(ctx, loaded, safety, reporter)?;
+    if !backup.skipped.is_empty() {
+        // Without the archive the rollback only gives the root back: nothing else changed.
+        let _ = fs_err::remove_file(safety);
+        return Err(Error::Invalid(format!(
+            "instance {id} holds entries a backup cannot keep, so an upgrade could not be rolled back without losing them: {}\nRemove or replace them, then upgrade again.",
+            backup.skipped.join(", ")
+        )));
+    }
+    journal.step("take-over", |_| {
+        loaded.place().open_root()?.take_over().map_err(Error::Site)
+    })?;
+    Ok(root_info)
 }
 
 /// Where the safety backup of instance `id` goes (apsctl's own staging folder, 0700).
@@ -692,7 +748,13 @@ fn place_new(
             match old.get(file.path.as_str()) {
                 Some(record) if crate::instance::is_unchanged(&live, name.as_ref(), record) => {}
                 Some(_) => {
-                    let aside = format!("{name}.before-upgrade");
+                    let aside = (1..10_000u32)
+                        .map(|n| match n {
+                            1 => format!("{name}.before-upgrade"),
+                            n => format!("{name}.before-upgrade-{n}"),
+                        })
+                        .find(|candidate| !live.contains(candidate))
+                        .unwrap_or_default();
                     live.rename(&name, &live, &aside).map_err(Error::Site)?;
                     kept.push(format!(
                         "{} (changed by the owner; kept as `{aside}`)",
@@ -761,7 +823,8 @@ fn remove_stale(
 
 /// The undo of [`Change::UpgradeData`]: the instance put back in place from its safety backup —
 /// its root emptied and refilled from the archive, each database emptied and its dump loaded —
-/// and the root given its owner and mode of before; then the archive is removed.
+/// and the root given its owner and mode of before. Repeatable: `recover` runs it again after a
+/// crash inside it.
 pub(crate) fn restore_in_place(
     ctx: &Context,
     instance: &str,
@@ -770,24 +833,61 @@ pub(crate) fn restore_in_place(
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
     let loaded = Loaded::load_lenient(ctx, instance)?;
+    let root = loaded.place().open_root()?;
+    // No archive: the upgrade stopped before its safety backup was complete, so nothing of the
+    // instance changed but the root's owner and mode.
+    if archive.exists() {
+        let restored = put_back(ctx, &loaded, &root, archive, reporter);
+        if let Err(e) = restored {
+            let _ = ctx.store().map(|store| {
+                store
+                    .instances()
+                    .set_state(instance, InstanceState::Failed, crate::now(ctx))
+            });
+            return Err(e);
+        }
+    }
+    root.chown(uid, gid).map_err(Error::Site)?;
+    root.set_mode(mode).map_err(Error::Site)
+}
+
+/// The files and databases of `loaded` put back from `archive`, and the database records the
+/// upgrade added forgotten.
+fn put_back(
+    ctx: &Context,
+    loaded: &Loaded,
+    root: &SafeDir,
+    archive: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
     let backup = crate::restore::open(ctx, archive, reporter)?;
     let user = loaded.user()?;
-    let root = loaded.place().open_root()?;
     root.take_over().map_err(Error::Site)?;
     root.clear().map_err(Error::Site)?;
     let tmp = loaded.private.join("tmp");
     crate::restore::unpack(
-        &root,
+        root,
         &backup,
         &tmp,
         user,
         &mut |db_id, data| reload_database(ctx, &loaded.databases, db_id, data),
         reporter,
     )?;
-    root.chown(uid, gid).map_err(Error::Site)?;
-    root.set_mode(mode).map_err(Error::Site)?;
-    // Put back: the safety backup has done its job (also after a crash, for `recover`).
-    let _ = fs_err::remove_file(archive);
+    let had: BTreeSet<&str> = backup
+        .manifest
+        .resources
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    for db in &loaded.databases {
+        if !had.contains(db.db_id.as_str()) {
+            ctx.store()?.instances().delete_database(
+                &loaded.instance.id,
+                &db.db_id,
+                crate::now(ctx),
+            )?;
+        }
+    }
     Ok(())
 }
 

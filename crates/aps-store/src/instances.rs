@@ -536,6 +536,20 @@ impl<'s> Instances<'s> {
         })
     }
 
+    /// Forgets the database record `db_id` of the instance (a database an update created and
+    /// its rollback dropped); nothing when there is none.
+    pub fn delete_database(&self, id: &str, db_id: &str, at: Timestamp) -> Result<(), StoreError> {
+        let action = format!("forget database `{db_id}` of instance `{id}`");
+        self.store.write(&action, |c| {
+            touch(c, id, at)?;
+            c.execute(
+                "DELETE FROM instance_databases WHERE instance = ?1 AND db_id = ?2",
+                params![id, db_id],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Forgets the system change `seq` of the instance (after rolling it back).
     /// [`StoreErrorKind::NotFound`](crate::StoreErrorKind::NotFound) if the instance or the change is absent.
     pub fn delete_system_change(

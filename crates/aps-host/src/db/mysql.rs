@@ -452,13 +452,15 @@ impl DatabaseServer for Mysql {
     fn empty_database(&self, spec: &DbSpec) -> Result<(), DbError> {
         Self::check_database_name(&spec.name)?;
         super::check_marker(KIND, &spec.marker)?;
-        super::require_login(self, spec)?;
         let comments = schema_comments(&self.version()?);
-        let sql = format!(
-            "DROP DATABASE {};\n{}",
-            ident(&spec.name),
-            create_database_sql(&spec.name, comments.then_some(spec.marker.as_str()))
-        );
+        let create = create_database_sql(&spec.name, comments.then_some(spec.marker.as_str()));
+        // Repeatable: an earlier run that dropped the database and stopped leaves it missing.
+        if !self.database_exists(&spec.name)? {
+            self.admin_sql(&format!("create database `{}` again", spec.name), &create)?;
+            return super::require_login(self, spec);
+        }
+        super::require_login(self, spec)?;
+        let sql = format!("DROP DATABASE IF EXISTS {};\n{create}", ident(&spec.name));
         self.admin_sql(&format!("empty database `{}`", spec.name), &sql)?;
         self.check_login(spec)
     }

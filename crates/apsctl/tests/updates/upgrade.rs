@@ -418,3 +418,100 @@ fn issue_10_invalid_patches_and_unaccepted_licences_are_refused() {
         assert_eq!(w.snapshot(), before, "{args:?} changed something");
     }
 }
+
+/// Review findings: a failed upgrade that had created a database for a new `db:id` leaves
+/// neither the database nor its record (a later backup and upgrade still work), and an owner's
+/// `.before-upgrade` file is never overwritten.
+#[test]
+fn issue_10_a_failed_upgrade_forgets_its_new_database_and_keeps_aside_copies() {
+    let w = World::in_area("upg", "gbu", 6);
+    let (id, root) = installed(&w);
+    let edits = [
+        ("<version>1.0.0</version>", "<version>1.1.0</version>"),
+        (
+            "  <service id=\"guestbook\">",
+            "  <upgrade match=\"/application/version &lt; '1.1.0'\"/>\n  <service id=\"guestbook\">",
+        ),
+        (
+            "      </db:db>\n    </requirements>",
+            "      </db:db>\n      <db:db><db:id>extra</db:id><db:default-name>gbu6x</db:default-name><db:server-type>mysql</db:server-type></db:db>\n    </requirements>",
+        ),
+    ];
+    let zip = w.package_from(
+        &example(&w.dir.join("v2"), &[], &[]),
+        "guestbook",
+        &Variant {
+            release: "1",
+            wrapper: Some(FAILING),
+            meta_edits: &edits,
+        },
+    );
+    let moved = w.dir.join("guestbook-1.1.0-extra.app.zip");
+    fs_err::rename(&zip, &moved).unwrap();
+    let v2 = w.import(&moved);
+    let before = w.snapshot();
+    let run = w.apsctl(&["upgrade", &id, "--to", &v2, "--accept-license"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        w.snapshot(),
+        before,
+        "the new database or its record is left over"
+    );
+    let dbs = w.show(&id)["databases"].as_array().unwrap().len();
+    assert_eq!(dbs, 1);
+    w.apsctl(&[
+        "backup",
+        &id,
+        "--to",
+        &w.dir.join("after.tar.zst").display().to_string(),
+    ])
+    .ok();
+
+    // An owner's aside copy of an earlier upgrade is kept, the new one gets another name.
+    fs_err::write(root.join("common.php.before-upgrade"), "precious\n").unwrap();
+    World::run_tool(
+        "chown",
+        &[
+            &w.user,
+            &root.join("common.php.before-upgrade").display().to_string(),
+        ],
+    );
+    World::run_tool(
+        "runuser",
+        &[
+            "-u",
+            &w.user,
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "echo '// changed' >> '{}'",
+                root.join("common.php").display()
+            ),
+        ],
+    );
+    let v3_edits = [
+        ("<version>1.0.0</version>", "<version>1.1.0</version>"),
+        (
+            "  <service id=\"guestbook\">",
+            "  <upgrade match=\"/application/version &lt; '1.1.0'\"/>\n  <service id=\"guestbook\">",
+        ),
+    ];
+    let v3 = w.import(&w.package_from(
+        &example(&w.dir.join("v3"), &[], &[]),
+        "guestbook",
+        &Variant {
+            release: "2",
+            wrapper: Some(RECORDING),
+            meta_edits: &v3_edits,
+        },
+    ));
+    w.apsctl(&["upgrade", &id, "--to", &v3, "--accept-license"])
+        .ok();
+    assert_eq!(
+        fs_err::read_to_string(root.join("common.php.before-upgrade")).unwrap(),
+        "precious\n"
+    );
+    let aside = fs_err::read_to_string(root.join("common.php.before-upgrade-2")).unwrap();
+    assert!(aside.contains("// changed"), "{aside}");
+}
