@@ -28,9 +28,13 @@
 //! - `configure upgrade <old-version> <old-release>` runs from the new scripts with the new
 //!   metadata's environment (D8).
 //!
-//! Known gaps: instances whose databases are shared with other instances are refused (emptying a
-//! shared database would take the other instances' tables with it); a package's backup script is
-//! not used for the safety backup's resources (apsctl dumps them itself); `upgrade --all` walks
+//! Known gaps: instances whose databases are shared with other instances are refused (emptying
+//! a shared database would take the other instances' tables with it); an instance holding
+//! entries a backup cannot keep (links, names that are not UTF-8) is refused; the site user's own
+//! processes (cron jobs, shells) can still write into the databases during the upgrade, and
+//! those writes are undone by a rollback; where the new package has a folder in place of an
+//! old application file (or the reverse) the merge keeps the owner's entry and reports it;
+//! `upgrade --all` files an incomplete rollback under `rolled_back` (its reason says so) and walks
 //! instances one at a time.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
