@@ -24,6 +24,7 @@ use super::jobs;
     info(title = "apsctl", description = "The APS controller's HTTP API (API.md)"),
     paths(
         list_packages,
+        upload_package,
         list_sites,
         list_instances,
         show_instance,
@@ -74,7 +75,7 @@ pub(crate) async fn openapi() -> Response {
 /// The `/v1` router (the token layer is added by the caller).
 pub(crate) fn v1() -> axum::Router<Arc<App>> {
     axum::Router::new()
-        .route("/v1/packages", get(list_packages))
+        .route("/v1/packages", get(list_packages).post(upload_package))
         .route("/v1/sites", get(list_sites))
         .route("/v1/instances", get(list_instances).post(install))
         .route("/v1/instances/{id}", get(show_instance).delete(remove))
@@ -179,6 +180,25 @@ async fn list_packages(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiEr
         Ok(json!({"packages": aps_ops::package::list(ctx)?}))
     })
     .await
+}
+
+#[utoipa::path(post, path = "/v1/packages", request_body(content = Vec<u8>, content_type = "application/zip", description = "the `.app.zip` itself"), responses((status = 201, description = "the `package import --json` object"), (status = 400, description = "the package was refused (the findings are in the message)")))]
+async fn upload_package(
+    State(app): State<Arc<App>>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let json = read(app, move |ctx| {
+        // The upload is written into apsctl's own staging folder, imported, and removed.
+        let staged = tempfile::Builder::new()
+            .prefix("upload-")
+            .suffix(".app.zip")
+            .tempfile_in(ctx.home.staging())
+            .map_err(|e| aps_ops::Error::io(&ctx.home.staging(), e))?;
+        fs_err::write(staged.path(), &body)?;
+        value(&aps_ops::package::import(ctx, staged.path())?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, json))
 }
 
 #[utoipa::path(get, path = "/v1/sites", responses((status = 200, description = "`{\"sites\": […]}` as `site list --json`")))]

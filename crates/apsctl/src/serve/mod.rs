@@ -13,10 +13,12 @@
 //! - SIGTERM (or SIGINT): stop accepting, wait for the running jobs to end (they finish or roll
 //!   back themselves), exit 0.
 //!
+//! - The backup schedules that are due run every minute, as jobs.
+//!
 //! Known gaps (first slice of issue 11): jobs and their outcomes are kept in memory, not in the
 //! store, so a restarted service forgets them (the journal keeps every operation's outcome); no
-//! package upload, package show, global settings, site add, backup/restore/migrate endpoints
-//! yet; no backup schedules run by the service; no web UI; logs are not structured.
+//! package show, global settings, site add, backup/restore/migrate endpoints yet; no web UI; logs
+//! are not structured.
 mod api;
 mod jobs;
 
@@ -76,6 +78,7 @@ async fn serve(app: Arc<App>, listen: &str, out: &Printer) -> anyhow::Result<()>
     let router = axum::Router::new()
         .route("/openapi.json", axum::routing::get(api::openapi))
         .merge(v1);
+    tokio::spawn(run_schedules(app.clone()));
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("a SIGTERM handler");
@@ -104,6 +107,19 @@ async fn serve(app: Arc<App>, listen: &str, out: &Printer) -> anyhow::Result<()>
     out.step("stopping: waiting for the running operations");
     app.jobs.wait_idle().await;
     Ok(())
+}
+
+/// Every minute, the backup schedules that are due (what `apsctl schedule run` does from cron),
+/// each as a job of its own kind `schedule`.
+async fn run_schedules(app: Arc<App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        jobs::spawn(&app, "schedule", None, |ctx, reporter| {
+            let runs = aps_ops::schedule::run(ctx, reporter)?;
+            serde_json::to_value(&runs).map_err(|e| aps_ops::Error::Failed(e.to_string()))
+        });
+    }
 }
 
 /// The bearer token from `file`, created (random, mode 0600) when missing.

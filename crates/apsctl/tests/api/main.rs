@@ -258,3 +258,50 @@ fn issue_11_sigterm_lets_a_running_install_finish() {
         "{run}"
     );
 }
+
+/// A package upload is the `.app.zip` itself: imported (201, the import object), listed; a body
+/// that is not a package is refused with 400 and changes nothing.
+#[test]
+fn issue_11_packages_are_uploaded_as_their_archive() {
+    let w = World::new(1104);
+    let api = Service::start(&w);
+    let zip = w.dir.join("up.app.zip");
+    let hello = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
+    w.apsctl(&[
+        "package",
+        "build",
+        &world::show(&hello),
+        "--out",
+        &world::show(&zip),
+    ])
+    .ok();
+    let upload = |bytes: &[u8]| {
+        let response = ureq::post(&format!("{}/v1/packages", api.base))
+            .set("Authorization", &format!("Bearer {}", api.token))
+            .set("Content-Type", "application/zip")
+            .send_bytes(bytes);
+        let response = match response {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("upload: {e}"),
+        };
+        let status = response.status();
+        (status, response.into_json::<Value>().unwrap())
+    };
+    let (status, body) = upload(b"not a zip at all");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["kind"], "invalid");
+    assert_eq!(
+        api.call("GET", "/v1/packages", None).1,
+        json!({"packages": []})
+    );
+    let (status, body) = upload(&fs_err::read(&zip).unwrap());
+    assert_eq!(status, 201, "{body}");
+    let reference = body["package"].as_str().unwrap().to_owned();
+    let (_, list) = api.call("GET", "/v1/packages", None);
+    assert_eq!(list["packages"][0]["package"], reference.as_str(), "{list}");
+    let staging: Vec<_> = fs_err::read_dir(w.home.join("staging"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(staging.is_empty(), "left in staging: {staging:?}");
+}
