@@ -464,3 +464,39 @@ pub(crate) fn is_unchanged(
     }
     record.sha256.as_deref() == Some(hex::encode(hasher.finalize()).as_str())
 }
+
+/// One operation on an instance, as its history shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OperationView {
+    /// The journal's operation id.
+    pub operation: i64,
+    /// `install`, `configure`, `upgrade`, …
+    pub kind: String,
+    /// When it started (milliseconds since the epoch).
+    pub started_at: i64,
+    /// When it ended, if it did.
+    pub finished_at: Option<i64>,
+    /// `done`, `rolled_back`, `rolled_forward`, `failed`; `None` while running or interrupted.
+    pub outcome: Option<String>,
+    /// The error that ended it, if any.
+    pub error: Option<String>,
+}
+
+/// The newest `limit` operations on instance `id` (its audit trail, from the journal), newest
+/// first. The instance need not exist any more.
+pub fn history(ctx: &Context, id: &str, limit: u32) -> Result<Vec<OperationView>, Error> {
+    Ok(ctx
+        .store()?
+        .journal()
+        .operations_of(id, limit)?
+        .into_iter()
+        .map(|op| OperationView {
+            operation: op.id.0,
+            kind: op.kind,
+            started_at: op.started_at.unix_millis(),
+            finished_at: op.finished_at.map(aps_store::Timestamp::unix_millis),
+            outcome: op.outcome.map(|o| o.as_str().to_owned()),
+            error: op.error,
+        })
+        .collect())
+}

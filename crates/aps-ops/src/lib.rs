@@ -47,6 +47,11 @@ pub use context::Context;
 pub use error::{Error, ErrorKind};
 pub use report::Reporter;
 
+/// The store schema version this apsctl writes (`apsctl --version`).
+pub fn store_schema_version() -> usize {
+    aps_store::SCHEMA_VERSION
+}
+
 /// The current time as the store records it.
 pub(crate) fn now(ctx: &Context) -> aps_store::time::Timestamp {
     aps_store::time::Timestamp::from_system_time(ctx.env.now())

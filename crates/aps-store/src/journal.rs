@@ -243,6 +243,19 @@ impl<'s> Journal<'s> {
         })
     }
 
+    /// The newest `limit` operations on `instance`, newest first (its audit trail).
+    pub fn operations_of(&self, instance: &str, limit: u32) -> Result<Vec<Operation>, StoreError> {
+        let action = format!("list the operations of instance `{instance}`");
+        self.store.read(&action, |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations WHERE instance = ?1 \
+                 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![instance, limit], operation_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Replaces the undo data of a `started` or `done` step (a step may learn what it must undo
     /// only while acting, e.g. the files it created).
     pub fn update_step_undo(

@@ -73,6 +73,14 @@ pub enum InstanceCmd {
         /// Instance id.
         id: String,
     },
+    /// The instance's operations, newest first (its audit trail, from the journal).
+    History {
+        /// Instance id (also of a removed instance).
+        id: String,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 /// `configure` arguments.
@@ -324,6 +332,25 @@ pub fn instance(cmd: InstanceCmd, s: super::Session, out: &Printer) -> anyhow::R
                         shown::name(&i.package.version),
                         shown::name(&i.package.release),
                         i.state
+                    );
+                }
+                t
+            })?;
+        }
+        InstanceCmd::History { id, limit } => {
+            let ops = aps_ops::instance::history(&ctx, &id, limit)?;
+            out.data(&json!({ "operations": ops }), || {
+                let mut t = String::new();
+                for op in &ops {
+                    let _ = writeln!(
+                        t,
+                        "{}\t{}\t{}\t{}",
+                        op.operation,
+                        op.kind,
+                        op.outcome.as_deref().unwrap_or("running or interrupted"),
+                        op.error
+                            .as_deref()
+                            .map_or(String::new(), |e| shown::message(e).into_owned())
                     );
                 }
                 t

@@ -15,12 +15,24 @@ use clap::{Parser, Subcommand};
 
 use crate::output::Printer;
 
+/// `apsctl --version`: the release and the store schema it writes.
+fn version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!(
+            "{} (store schema {})",
+            env!("CARGO_PKG_VERSION"),
+            aps_ops::store_schema_version()
+        )
+    })
+}
+
 /// apsctl — an APS 1.x application controller.
 ///
 /// Imports APS packages (`.app.zip`) and installs, reconfigures and removes their application
 /// instances on web sites.
 #[derive(Debug, Parser)]
-#[command(name = "apsctl", version, about, long_about = None, propagate_version = true)]
+#[command(name = "apsctl", version = version(), about, long_about = None, propagate_version = true)]
 pub struct Args {
     /// The controller's home (configuration, store, package repository, instance folders);
     /// default /var/lib/apsctl for root and ~/.local/share/apsctl for other users.

@@ -29,6 +29,7 @@ use super::jobs;
         list_instances,
         show_instance,
         instance_updates,
+        instance_operations,
         install,
         configure,
         remove,
@@ -80,6 +81,7 @@ pub(crate) fn v1() -> axum::Router<Arc<App>> {
         .route("/v1/instances", get(list_instances).post(install))
         .route("/v1/instances/{id}", get(show_instance).delete(remove))
         .route("/v1/instances/{id}/updates", get(instance_updates))
+        .route("/v1/instances/{id}/operations", get(instance_operations))
         .route("/v1/instances/{id}/configure", post(configure))
         .route("/v1/instances/{id}/enable", post(enable))
         .route("/v1/instances/{id}/disable", post(disable))
@@ -229,6 +231,17 @@ async fn instance_updates(
 ) -> Result<Json<Value>, ApiError> {
     read(app, move |ctx| {
         Ok(json!({"updates": aps_ops::updates::updates(ctx, &id)?}))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/instances/{id}/operations", params(("id" = String, Path, description = "Instance id (also of a removed instance)")), responses((status = 200, description = "`{\"operations\": […]}`, newest first: the instance's audit trail from the journal (`instance history --json`)")))]
+async fn instance_operations(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    read(app, move |ctx| {
+        Ok(json!({"operations": aps_ops::instance::history(ctx, &id, 200)?}))
     })
     .await
 }

@@ -232,6 +232,31 @@ fn issue_11_operations_are_jobs_polled_to_their_outcome() {
     assert!(w.instances().is_empty());
     let (status, _) = api.call("GET", "/v1/operations/999", None);
     assert_eq!(status, 404);
+    // The audit trail outlives the instance: its operations, newest first, with outcomes.
+    let (status, trail) = api.call("GET", &format!("/v1/instances/{id}/operations"), None);
+    assert_eq!(status, 200, "{trail}");
+    let kinds: Vec<(&str, &str)> = trail["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap(),
+                o["outcome"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("remove", "rolled_forward"), ("install", "done")],
+        "{trail}"
+    );
+    let run = w.apsctl(&["--json", "instance", "history", &id]);
+    run.ok();
+    assert_eq!(run.json()["operations"], trail["operations"]);
+    let run = w.apsctl(&["--version"]);
+    run.ok();
+    assert!(run.stdout.contains("store schema 5"), "{run}");
 }
 
 /// SIGTERM while an install runs: the service lets it finish, then exits 0; `recover` finds
