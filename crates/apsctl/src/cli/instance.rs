@@ -337,25 +337,7 @@ pub fn instance(cmd: InstanceCmd, s: super::Session, out: &Printer) -> anyhow::R
                 t
             })?;
         }
-        InstanceCmd::History { id, limit } => {
-            let ops = aps_ops::instance::history(&ctx, &id, limit)?;
-            out.data(&json!({ "operations": ops }), || {
-                let mut t = String::new();
-                for op in &ops {
-                    let _ = writeln!(
-                        t,
-                        "{}\t{}\t{}\t{}",
-                        op.operation,
-                        op.kind,
-                        op.outcome.as_deref().unwrap_or("running or interrupted"),
-                        op.error
-                            .as_deref()
-                            .map_or(String::new(), |e| shown::message(e).into_owned())
-                    );
-                }
-                t
-            })?;
-        }
+        InstanceCmd::History { id, limit } => history(&ctx, &id, limit, out)?,
         InstanceCmd::Updates { id } => {
             let updates = aps_ops::updates::updates(&ctx, &id)?;
             out.data(&json!({ "updates": updates }), || {
@@ -441,6 +423,28 @@ pub fn configure(
         )
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `instance history`.
+fn history(ctx: &aps_ops::Context, id: &str, limit: u32, out: &Printer) -> anyhow::Result<()> {
+    let ops = aps_ops::instance::history(ctx, id, limit)?;
+    out.data(&json!({ "operations": ops }), || {
+        let mut t = String::new();
+        for op in &ops {
+            let _ = writeln!(
+                t,
+                "{}\t{}\t{}\t{}",
+                op.operation,
+                op.kind,
+                op.outcome.as_deref().unwrap_or("running or interrupted"),
+                op.error
+                    .as_deref()
+                    .map_or(String::new(), |e| shown::message(e).into_owned())
+            );
+        }
+        t
+    })?;
+    Ok(())
 }
 
 /// Runs `upgrade`.
