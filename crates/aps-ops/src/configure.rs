@@ -11,7 +11,6 @@ use aps_meta::value::ValidationMode;
 use aps_store::instances::InstanceState;
 use serde::Serialize;
 
-use crate::change::Change;
 use crate::context::Context;
 use crate::error::Error;
 use crate::instance::Loaded;
@@ -76,7 +75,7 @@ pub(crate) fn reconfigure(
     let result = (|| {
         if let Some(script) = &script {
             let vars = loaded.variables(Some(&encoded));
-            run_script(ctx, &mut journal, &opts.instance, script, &vars, reporter)?;
+            run_script(&mut journal, &opts.instance, script, &vars, reporter)?;
         }
         encoded
             .iter()
@@ -130,7 +129,6 @@ pub(crate) fn require_ready(loaded: &Loaded, what: &str) -> Result<(), Error> {
 /// Journaled step `configure-configure`: runs `configure configure` with `vars`. Its undo
 /// (a failed operation, or `recover`) runs it again with what the store holds.
 pub(crate) fn run_script(
-    ctx: &Context,
     journal: &mut Journal<'_>,
     instance: &str,
     script: &ConfigScript<'_>,
@@ -138,13 +136,7 @@ pub(crate) fn run_script(
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
     vars.check_size()?;
-    let change = Change::Script {
-        instance: instance.to_owned(),
-        action: "configure".into(),
-    };
-    journal.step("configure-configure", |j| {
-        j.change(change, || script.run(ctx, "configure", &[], vars, reporter))
-    })
+    script.run_step(journal, instance, "configure", &[], vars, reporter)
 }
 
 /// Setting values by id, encoded (D6), with whether each is a secret.

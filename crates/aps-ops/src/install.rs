@@ -748,13 +748,7 @@ fn apply(
         Source::Package => {
             if let Some(script) = &c.script {
                 let vars = variables(c, &c.root, &dbs, true);
-                let change = Change::Script {
-                    instance: id.to_owned(),
-                    action: "install".into(),
-                };
-                journal.step("configure-install", |j| {
-                    j.change(change, || script.run(ctx, "install", &[], &vars, reporter))
-                })?;
+                script.run_step(journal, id, "install", &[], &vars, reporter)?;
             }
         }
         // §8.8 step 8: the backup script's `restore`; then `configure configure`, so that the

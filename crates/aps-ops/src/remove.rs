@@ -315,12 +315,8 @@ fn run_configure_remove(
         return Ok(());
     };
     let vars = loaded.variables(None);
-    let change = Change::Script {
-        instance: loaded.instance.id.clone(),
-        action: "remove".into(),
-    };
     journal.step("configure-remove", |j| {
-        j.change(change, || script.run(ctx, "remove", &[], &vars, reporter))?;
+        script.run_recorded(j, &loaded.instance.id, "remove", &[], &vars, reporter)?;
         j.commit_point()
     })
 }

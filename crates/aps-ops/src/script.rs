@@ -38,6 +38,41 @@ pub(crate) struct ConfigScript<'a> {
 }
 
 impl ConfigScript<'_> {
+    /// Journal step `configure-<action>`: [`ConfigScript::run_recorded`] in a step of its own.
+    pub(crate) fn run_step(
+        &self,
+        journal: &mut crate::journal::Journal<'_>,
+        instance: &str,
+        action: &str,
+        extra: &[String],
+        vars: &VarSet,
+        reporter: &dyn Reporter,
+    ) -> Result<(), Error> {
+        journal.step(&format!("configure-{action}"), |j| {
+            self.run_recorded(j, instance, action, extra, vars, reporter)
+        })
+    }
+
+    /// Runs `configure <action> <extra…>`, recorded first as a [`crate::change::Change::Script`]
+    /// of `instance` in `journal` (so that a failure, or `recover` after a crash while it runs,
+    /// answers it as `undo.rs` says).
+    pub(crate) fn run_recorded(
+        &self,
+        journal: &mut crate::journal::Journal<'_>,
+        instance: &str,
+        action: &str,
+        extra: &[String],
+        vars: &VarSet,
+        reporter: &dyn Reporter,
+    ) -> Result<(), Error> {
+        let change = crate::change::Change::Script {
+            instance: instance.to_owned(),
+            action: action.to_owned(),
+        };
+        let ctx = journal.context();
+        journal.change(change, || self.run(ctx, action, extra, vars, reporter))
+    }
+
     /// Runs `configure <action> <extra…>` with `vars`; `Ok` only for exit status 0 (and, with
     /// structured output, no reported error).
     pub(crate) fn run(

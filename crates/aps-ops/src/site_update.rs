@@ -343,7 +343,7 @@ fn change_instance<'c>(
         if plan.reconfigure {
             if let Some(script) = loaded.config_script(ctx)? {
                 let vars = loaded.variables(None);
-                crate::configure::run_script(ctx, &mut journal, id, &script, &vars, reporter)?;
+                crate::configure::run_script(&mut journal, id, &script, &vars, reporter)?;
             }
         }
         if let Some(web) = &plan.web {

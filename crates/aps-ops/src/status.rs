@@ -112,13 +112,7 @@ fn run_script(
         return Ok(());
     };
     let vars = loaded.variables(None);
-    let change = Change::Script {
-        instance: loaded.instance.id.clone(),
-        action: action.to_owned(),
-    };
-    journal.step(&format!("configure-{action}"), |j| {
-        j.change(change, || script.run(ctx, action, &[], &vars, reporter))
-    })
+    script.run_step(journal, &loaded.instance.id, action, &[], &vars, reporter)
 }
 
 /// Disabling's access step: the 503 configuration, or (no web server configured) the root

@@ -405,16 +405,8 @@ fn apply(
         let mut vars = upgraded.variables(Some(&plan.values));
         vars.databases(&databases[loaded.databases.len()..]);
         vars.check_size()?;
-        let change = Change::Script {
-            instance: id.clone(),
-            action: "upgrade".into(),
-        };
         let args = [plan.from.version.clone(), plan.from.release.clone()];
-        journal.step("configure-upgrade", |j| {
-            j.change(change, || {
-                script.run(ctx, "upgrade", &args, &vars, reporter)
-            })
-        })?;
+        script.run_step(journal, id, "upgrade", &args, &vars, reporter)?;
     }
     // Step 7: handlers and mapping from the new metadata; the root handed back, open.
     let new_service = plan.new.meta.root_service().ok_or_else(|| {
