@@ -129,6 +129,23 @@ pub(crate) fn drop(ctx: &Context, db: &InstanceDatabase) -> Result<(), Error> {
     server::drop_database_and_login(server.as_ref(), &server_name_of(db), &db.login)
 }
 
+/// The server of `db` (an instance's database, its password in clear) and the spec that logs in
+/// to it; `marker` is the proof a database created again from it carries (`empty_database`).
+pub(crate) fn connect_recorded(
+    ctx: &Context,
+    db: &InstanceDatabase,
+    marker: &str,
+) -> Result<(Box<dyn aps_host::db::DatabaseServer>, DbSpec), Error> {
+    let server = server::connect(ctx, db.server.as_deref().unwrap_or_default())?;
+    let spec = DbSpec {
+        name: server_name_of(db),
+        login: db.login.clone(),
+        password: aps_host::db::Secret::new(db.password.clone()),
+        marker: marker.to_owned(),
+    };
+    Ok((server, spec))
+}
+
 /// The name the server knows a database by: for SQLite, whose `DB_<id>_NAME` is the file's
 /// path, the database's own name (the file's stem).
 pub(crate) fn server_name_of(db: &InstanceDatabase) -> String {

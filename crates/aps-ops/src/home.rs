@@ -112,6 +112,16 @@ impl Home {
         self.root.join("staging")
     }
 
+    /// An archive apsctl keeps for the length of an operation on instance `id`, named by its
+    /// `purpose` (`safety`, `upgrade`) and the time (UTC, to the second) it is made `at`.
+    pub fn staging_archive(&self, purpose: &str, id: &str, at: std::time::SystemTime) -> PathBuf {
+        let stamp = humantime::format_rfc3339_seconds(at)
+            .to_string()
+            .replace([':', '-'], "");
+        self.staging()
+            .join(format!("{purpose}-instance-{id}-{stamp}.tar.zst"))
+    }
+
     /// Where probe scripts for a site's PHP-FPM are written (0711: the pool's user reads the one
     /// file it is asked to run, and can neither list nor write anything).
     pub fn probes(&self) -> PathBuf {

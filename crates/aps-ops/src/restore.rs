@@ -258,12 +258,7 @@ fn replace(
 
 /// Where the safety backup of instance `id` goes (apsctl's own staging folder, 0700).
 fn safety_path(ctx: &Context, id: &str) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(ctx.env.now())
-        .to_string()
-        .replace([':', '-'], "");
-    ctx.home
-        .staging()
-        .join(format!("safety-instance-{id}-{stamp}.tar.zst"))
+    ctx.home.staging_archive("safety", id, ctx.env.now())
 }
 
 /// What [`fill`] needs.
@@ -463,18 +458,12 @@ fn load(
                 "the backup holds a dump for db:id `{db_id}`, which the package does not declare"
             ))
         })?;
-    let server_name = db.server.clone().unwrap_or_default();
-    let server = crate::server::connect(ctx, &server_name)?;
-    let spec = aps_host::db::DbSpec {
-        name: crate::database::server_name_of(db),
-        login: db.login.clone(),
-        password: aps_host::db::Secret::new(db.password.clone()),
-        marker: "apsctl:restore".into(),
-    };
+    let (server, spec) = crate::database::connect_recorded(ctx, db, "apsctl:restore")?;
     server.load_from(&spec, data).map_err(|e| {
         Error::Failed(format!(
-            "loading database `{}` (db:id `{db_id}`) on `{server_name}` failed: {}",
+            "loading database `{}` (db:id `{db_id}`) on `{}` failed: {}",
             db.name,
+            db.server.as_deref().unwrap_or_default(),
             crate::error::chain(&e)
         ))
     })

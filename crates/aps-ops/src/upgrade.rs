@@ -561,12 +561,7 @@ fn prepare(
 
 /// Where the safety backup of instance `id` goes (apsctl's own staging folder, 0700).
 fn safety_path(ctx: &Context, id: &str) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(ctx.env.now())
-        .to_string()
-        .replace([':', '-'], "");
-    ctx.home
-        .staging()
-        .join(format!("upgrade-instance-{id}-{stamp}.tar.zst"))
+    ctx.home.staging_archive("upgrade", id, ctx.env.now())
 }
 
 /// The new private copy in `<private>/.upgrade`, then swapped in: `meta` and `scripts` become
@@ -897,14 +892,7 @@ fn reload_database(
     let Some(db) = databases.iter().find(|d| d.db_id == db_id) else {
         return Ok(());
     };
-    let server_name = db.server.clone().unwrap_or_default();
-    let server = crate::server::connect(ctx, &server_name)?;
-    let spec = aps_host::db::DbSpec {
-        name: crate::database::server_name_of(db),
-        login: db.login.clone(),
-        password: aps_host::db::Secret::new(db.password.clone()),
-        marker: "apsctl:upgrade-rollback".into(),
-    };
+    let (server, spec) = crate::database::connect_recorded(ctx, db, "apsctl:upgrade-rollback")?;
     server
         .empty_database(&spec)
         .and_then(|()| server.load_from(&spec, data))
