@@ -98,10 +98,7 @@ fn directory(out: &mut String, web: &InstanceWeb, location: &Location) {
         "    Options -Indexes -ExecCGI -Includes -FollowSymLinks +SymLinksIfOwnerMatch\n    AllowOverride {overrides}\n    Require all granted\n    <FilesMatch \"^(?:\\.ht|\\.user\\.ini$)\">\n        Require all denied\n    </FilesMatch>"
     );
     if let (Php::Run(extensions), Some(fastcgi)) = (&location.php, &web.fastcgi) {
-        let indexes = extensions.iter().fold(String::new(), |mut out, e| {
-            let _ = write!(out, " index.{e}");
-            out
-        });
+        let indexes = super::index_pages(extensions);
         let handler = match fastcgi {
             FastCgi::Unix(path) => format!("proxy:unix:{}|fcgi://localhost/", path.display()),
             FastCgi::Tcp(addr) => format!("proxy:fcgi://{addr}/"),
@@ -114,19 +111,14 @@ fn directory(out: &mut String, web: &InstanceWeb, location: &Location) {
             extensions.join("|")
         );
         if !web.php_values.is_empty() {
-            let values: Vec<String> = web
-                .php_values
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
             let _ = writeln!(
                 out,
                 "    ProxyFCGISetEnvIf \"true\" PHP_VALUE \"%{{unescape:{}}}\"",
-                values.join("%0A")
+                super::php_value_lines(web, "%0A")
             );
         }
     } else {
-        let declared = super::nginx::declared_extensions(web);
+        let declared = super::declared_extensions(web);
         let _ = writeln!(
             out,
             "    DirectoryIndex index.html index.htm\n    <FilesMatch \"(?i)\\.(?:php[0-9]?|phtml|phar|pht|phps{declared})$\">\n        SetHandler none\n        Require all denied\n    </FilesMatch>"

@@ -285,6 +285,45 @@ fn check_path(path: &str, what: &str) -> Result<(), WebError> {
     }
 }
 
+/// `|ext` for every extension a location of the instance runs through PHP (refused as
+/// PHP-like where PHP is off, besides the usual ones).
+fn declared_extensions(web: &InstanceWeb) -> String {
+    let mut all: Vec<&str> = web
+        .locations
+        .iter()
+        .filter_map(|l| match &l.php {
+            Php::Run(exts) => Some(exts.iter().map(String::as_str)),
+            Php::Off => None,
+        })
+        .flatten()
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all.iter().fold(String::new(), |mut out, e| {
+        let _ = write!(out, "|{e}");
+        out
+    })
+}
+
+/// ` index.<ext>` for each extension: the index pages of a folder where PHP runs.
+fn index_pages(extensions: &[String]) -> String {
+    extensions.iter().fold(String::new(), |mut out, e| {
+        let _ = write!(out, " index.{e}");
+        out
+    })
+}
+
+/// The instance's PHP settings as `name=value` lines joined by `separator` (what PHP-FPM reads
+/// from `PHP_VALUE`, in each server's own quoting).
+fn php_value_lines(web: &InstanceWeb, separator: &str) -> String {
+    let lines: Vec<String> = web
+        .php_values
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    lines.join(separator)
+}
+
 /// The header line of an instance's file (followed by a comment on what it is).
 fn header(out: &mut String, instance: &str, access: Access) {
     let state = match access {

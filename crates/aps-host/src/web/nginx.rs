@@ -98,13 +98,9 @@ fn enabled(out: &mut String, web: &InstanceWeb, location: &Location, is_root: bo
             o,
             "    location ~ /(?:\\.ht|\\.user\\.ini$) {{\n        return 403;\n    }}"
         );
-        let declared = declared_extensions(web);
         if let (Php::Run(extensions), Some(fastcgi)) = (&location.php, &web.fastcgi) {
             let alternatives = extensions.join("|");
-            let indexes = extensions.iter().fold(String::new(), |mut out, e| {
-                let _ = write!(out, " index.{e}");
-                out
-            });
+            let indexes = super::index_pages(extensions);
             let _ = writeln!(o, "    index{indexes} index.html index.htm;");
             php(o, web, &alternatives, fastcgi);
             // Other PHP-like files are neither run nor shown as source.
@@ -115,30 +111,11 @@ fn enabled(out: &mut String, web: &InstanceWeb, location: &Location, is_root: bo
         } else {
             let _ = writeln!(
                 o,
-                "    index index.html index.htm;\n    location ~* \\.(?:php[0-9]?|phtml|phar|pht|phps{declared})(?:/|$) {{\n        return 403;\n    }}"
+                "    index index.html index.htm;\n    location ~* \\.(?:php[0-9]?|phtml|phar|pht|phps{})(?:/|$) {{\n        return 403;\n    }}",
+                super::declared_extensions(web)
             );
         }
     });
-}
-
-/// `|ext` for every extension a location of the instance runs through PHP (refused as
-/// PHP-like where PHP is off, besides the usual ones).
-pub(super) fn declared_extensions(web: &InstanceWeb) -> String {
-    let mut all: Vec<&str> = web
-        .locations
-        .iter()
-        .filter_map(|l| match &l.php {
-            Php::Run(exts) => Some(exts.iter().map(String::as_str)),
-            Php::Off => None,
-        })
-        .flatten()
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    all.iter().fold(String::new(), |mut out, e| {
-        let _ = write!(out, "|{e}");
-        out
-    })
 }
 
 /// The nested location that hands the declared extensions to PHP-FPM.
@@ -179,16 +156,11 @@ fn php(out: &mut String, web: &InstanceWeb, alternatives: &str, fastcgi: &FastCg
         fastcgi_param REDIRECT_STATUS 200;"#
     );
     if !web.php_values.is_empty() {
-        let values: Vec<String> = web
-            .php_values
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
         // A quoted nginx string may span lines; PHP-FPM reads PHP_VALUE as INI lines.
         let _ = writeln!(
             out,
             "        fastcgi_param PHP_VALUE \"{}\";",
-            values.join("\n")
+            super::php_value_lines(web, "\n")
         );
     }
     let _ = writeln!(out, "    }}");
