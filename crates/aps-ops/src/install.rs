@@ -49,6 +49,17 @@ pub enum License {
     NotAccepted,
 }
 
+impl License {
+    /// [`License::Accepted`] when `accepted` (a flag or a request field) says so.
+    pub fn accepted_if(accepted: bool) -> Self {
+        if accepted {
+            Self::Accepted
+        } else {
+            Self::NotAccepted
+        }
+    }
+}
+
 /// Whether to change anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunMode {

@@ -252,11 +252,7 @@ pub fn install(args: InstallArgs, s: super::Session, out: &Printer) -> anyhow::R
         site: args.site,
         path: args.path,
         settings,
-        license: if args.accept_license {
-            License::Accepted
-        } else {
-            License::NotAccepted
-        },
+        license: License::accepted_if(args.accept_license),
         db_server: args.db_server,
         table_prefixes: parse_pairs("--db-prefix", &args.db_prefix)?,
         shared_databases: parse_pairs("--use-database", &args.use_database)?
@@ -459,11 +455,7 @@ pub fn upgrade(args: UpgradeArgs, s: super::Session, out: &Printer) -> anyhow::R
         instance: args.id.unwrap_or_default(),
         to: args.to.unwrap_or_default(),
         settings,
-        license: if args.accept_license {
-            aps_ops::install::License::Accepted
-        } else {
-            aps_ops::install::License::NotAccepted
-        },
+        license: License::accepted_if(args.accept_license),
     };
     let report = aps_ops::upgrade::upgrade(&ctx, &opts, out)?;
     for kept in &report.kept_files {

@@ -276,11 +276,7 @@ async fn install(State(app): State<Arc<App>>, Json(body): Json<InstallBody>) -> 
             site: body.site,
             path: body.path,
             settings: body.settings,
-            license: if body.accept_license {
-                aps_ops::install::License::Accepted
-            } else {
-                aps_ops::install::License::NotAccepted
-            },
+            license: aps_ops::install::License::accepted_if(body.accept_license),
             db_server: body.db_server,
             table_prefixes: BTreeMap::new(),
             shared_databases: BTreeMap::new(),
@@ -414,11 +410,7 @@ async fn upgrade(
             instance,
             to: body.to,
             settings: body.settings,
-            license: if body.accept_license {
-                aps_ops::install::License::Accepted
-            } else {
-                aps_ops::install::License::NotAccepted
-            },
+            license: aps_ops::install::License::accepted_if(body.accept_license),
         };
         value(&aps_ops::upgrade::upgrade(ctx, &opts, reporter)?)
     });
