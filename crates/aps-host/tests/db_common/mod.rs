@@ -201,7 +201,9 @@ impl ProcWatcher {
         let flag = Arc::clone(&stop);
         let handle = thread::spawn(move || {
             let mut seen = Seen::default();
-            let mut seen_pids = std::collections::BTreeSet::new();
+            // Per client process, its longest argv seen: a read that races the client's start
+            // can show a truncated one.
+            let mut clients: BTreeMap<String, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
             while !flag.load(Ordering::Relaxed) {
                 let Ok(entries) = fs_err::read_dir("/proc") else {
                     break;
@@ -244,14 +246,20 @@ impl ProcWatcher {
                             .file_name()
                             .is_some_and(|f| programs.iter().any(|p| f == p.as_str()))
                     });
-                    if is_client && seen_pids.insert((name.clone(), cmdline.clone())) {
-                        seen.client_cmdlines
-                            .push(String::from_utf8_lossy(&cmdline).replace('\0', " "));
-                        seen.client_environs
-                            .push(String::from_utf8_lossy(&environ).replace('\0', "\n"));
+                    if is_client {
+                        let known = clients.entry(name).or_default();
+                        if cmdline.len() > known.0.len() {
+                            *known = (cmdline, environ);
+                        }
                     }
                 }
                 thread::yield_now();
+            }
+            for (cmdline, environ) in clients.into_values() {
+                seen.client_cmdlines
+                    .push(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+                seen.client_environs
+                    .push(String::from_utf8_lossy(&environ).replace('\0', "\n"));
             }
             seen
         });
