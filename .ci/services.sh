@@ -40,7 +40,8 @@ PG_HOST=127.0.0.1
 # nginx, apache2 and php-fpm are only installed: the tests start their own instances on free
 # ports (aps-test-support's `web` module), never the system services.
 PACKAGES=(mariadb-server mariadb-client postgresql php-cli php-mysql php-pgsql php-sqlite3
-    php-mbstring unzip zip sqlite3 zstd nginx apache2 php-fpm curl)
+    php-mbstring unzip zip sqlite3 zstd nginx apache2 php-fpm curl chromium chromium-driver
+    python3-venv)
 
 log() { echo "services.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }

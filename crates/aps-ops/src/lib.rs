@@ -18,6 +18,7 @@ pub mod global;
 pub mod home;
 pub mod install;
 pub mod instance;
+pub mod jobs;
 pub mod journal;
 mod lock;
 pub mod package;

@@ -338,6 +338,19 @@ pub struct ImportReport {
     pub warnings: Vec<Finding>,
 }
 
+/// Imports a package received as bytes (an upload): written into apsctl's own staging folder
+/// (a private temporary `.app.zip`), imported like a file, and removed whatever the outcome.
+pub fn import_bytes(ctx: &Context, bytes: &[u8]) -> Result<ImportReport, Error> {
+    let staging = ctx.home.staging();
+    let staged = tempfile::Builder::new()
+        .prefix("upload-")
+        .suffix(".app.zip")
+        .tempfile_in(&staging)
+        .map_err(|e| Error::io(&staging, e))?;
+    fs_err::write(staged.path(), bytes)?;
+    import(ctx, staged.path())
+}
+
 /// Verifies `file` completely and stores it in the repository (REFERENCE §8.1).
 pub fn import(ctx: &Context, file: &Path) -> Result<ImportReport, Error> {
     let shown = file.display().to_string();
@@ -621,6 +634,21 @@ pub struct PackageDetails {
     /// The text of each service's license file (`license/text/file`) by service id, for the
     /// services whose package carries one (not UTF-8: shown with replacement characters).
     pub license_texts: BTreeMap<String, String>,
+}
+
+impl PackageDetails {
+    /// The `package show --json` object: the summary with `metadata`, `warnings` and
+    /// `license_texts`.
+    pub fn to_json(&self) -> Result<serde_json::Value, Error> {
+        let json =
+            |e: serde_json::Error| Error::Failed(format!("cannot write the package as JSON: {e}"));
+        let p = &self.package;
+        let mut value = serde_json::to_value(&p.summary).map_err(json)?;
+        value["metadata"] = serde_json::to_value(&p.meta).map_err(json)?;
+        value["warnings"] = serde_json::to_value(&p.warnings).map_err(json)?;
+        value["license_texts"] = serde_json::to_value(&self.license_texts).map_err(json)?;
+        Ok(value)
+    }
 }
 
 /// Loads the package `reference` with the license texts its archive carries (`package show`).

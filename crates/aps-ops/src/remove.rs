@@ -536,8 +536,44 @@ struct Trees {
     /// How many unchanged application files (and emptied deployed folders) there are — or,
     /// when the walk removes them, how many went.
     unchanged: usize,
+    /// The unchanged application files' paths (only when the walk removes nothing).
+    application: Vec<String>,
     /// Changed application files and files created by the instance.
     kept: Vec<KeptFile>,
+}
+
+/// What the removal dialog shows (seed 003 sub-steps 3.1–3.2): the two file trees of an
+/// instance and the databases a removal drops or keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileTrees {
+    /// The instance.
+    pub instance: String,
+    /// The application's own files, unchanged since they were deployed (both choices remove
+    /// them), relative to the instance root.
+    pub application: Vec<String>,
+    /// The files the instance created or changed (`--files app` keeps them).
+    pub instance_files: Vec<KeptFile>,
+    /// The instance's databases (`db:id` → name).
+    pub databases: BTreeMap<String, String>,
+}
+
+/// The two file trees of instance `id` as a removal would see them now (nothing changes).
+pub fn file_trees(ctx: &Context, id: &str) -> Result<FileTrees, Error> {
+    let loaded = Loaded::load_lenient(ctx, id)?;
+    let trees = match loaded.place().open_root_if_present()? {
+        Some(root) => trees(&loaded, &root, false)?,
+        None => Trees::default(),
+    };
+    Ok(FileTrees {
+        instance: id.to_owned(),
+        application: trees.application,
+        instance_files: trees.kept,
+        databases: loaded
+            .databases
+            .iter()
+            .map(|d| (d.db_id.clone(), d.name.clone()))
+            .collect(),
+    })
 }
 
 /// Walks the instance root through descriptors and sorts every entry into the two trees; with
@@ -569,6 +605,8 @@ fn trees(loaded: &Loaded, root: &SafeDir, remove: bool) -> Result<Trees, Error> 
                             .parent
                             .remove_file_os(entry.name)
                             .map_err(Error::Site)?;
+                    } else {
+                        out.application.push(shown(entry));
                     }
                     out.unchanged += 1;
                 } else {
@@ -653,7 +691,9 @@ fn remove_files(loaded: &Loaded, choice: FileChoice) -> Result<(usize, Vec<KeptF
             Ok((usize::try_from(count).unwrap_or(usize::MAX), Vec::new()))
         }
         FileChoice::App => {
-            let Trees { unchanged, kept } = trees(loaded, &root, true)?;
+            let Trees {
+                unchanged, kept, ..
+            } = trees(loaded, &root, true)?;
             let mut count = unchanged;
             if created && root.is_empty().map_err(Error::Site)? {
                 drop(root);

@@ -148,6 +148,11 @@ pub struct ScheduledRun {
     pub error: Option<String>,
 }
 
+/// How many schedules are due now (the service starts a `schedule` job only when some are).
+pub fn due_count(ctx: &Context) -> Result<usize, Error> {
+    Ok(ctx.store()?.schedules().due(crate::now(ctx))?.len())
+}
+
 /// Runs every due schedule (`schedule run`); a failure is recorded and the others go on.
 pub fn run(ctx: &Context, reporter: &dyn Reporter) -> Result<Vec<ScheduledRun>, Error> {
     let mut runs = Vec::new();

@@ -3,7 +3,7 @@
 //! [`Store::open`] opens (creating it with mode 0600) `<home>/store.sqlite3`, sets the connection
 //! up and applies the append-only migrations of `migrate.rs`. Each table group has a handle with
 //! its queries: [`Store::packages`], [`Store::sites`], [`Store::db_servers`],
-//! [`Store::instances`], [`Store::global_settings`] and [`Store::journal`]. Records go in and
+//! [`Store::instances`], [`Store::global_settings`], [`Store::jobs`] and [`Store::journal`]. Records go in and
 //! out as plain structs; no `rusqlite` type appears in the API, and errors are one
 //! [`StoreError`] whose [`StoreError::kind`] callers map to exit codes.
 //!
@@ -33,6 +33,7 @@
 mod error;
 pub mod globals;
 pub mod instances;
+pub mod jobs;
 pub mod journal;
 pub mod kept;
 mod migrate;
@@ -56,6 +57,7 @@ pub use instances::{
     NewInstance, NewSystemChange, OwnerScope, PackageKey, Setting, SettingUse, SettingValuesQuery,
     SystemChange,
 };
+pub use jobs::{JobOutcome, JobRecord, JobState, Jobs};
 pub use journal::{Journal, NewOperation, Operation, OperationId, Outcome, Step, StepState};
 pub use kept::{KeptDatabase, KeptDatabases};
 pub use packages::{Package, PackageSummary, Packages};
@@ -176,6 +178,11 @@ impl Store {
     /// The operation journal (REFERENCE §8.0, D13).
     pub fn journal(&self) -> Journal<'_> {
         Journal::new(self)
+    }
+
+    /// The HTTP service's operations.
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs::new(self)
     }
 
     /// Runs `f` in one transaction: everything it writes through `store` is committed together

@@ -24,7 +24,7 @@ use crate::error::{Failure, Repr};
 use crate::{Tx, TxBehavior};
 
 /// Every schema change in order; entry `i` takes the database from `user_version` `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// Version 1: packages, sites, database servers, instances and their records, the journal.
 ///
@@ -220,6 +220,27 @@ CREATE TABLE global_settings (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (identity, setting_id)
 ) STRICT;
+";
+
+/// Version 6: the HTTP service's operations (`apsctl serve` jobs) and their outcomes.
+///
+/// A job is what a control panel polls (`GET /v1/operations/{id}`); the journal still records
+/// every step of the operation it runs. `instance` is not a foreign key: a job outlives the
+/// instance it removed. `progress`, `result` and `error` are JSON documents written by the
+/// service (secrets already masked).
+const V6: &str = r"
+CREATE TABLE jobs (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind       TEXT NOT NULL,
+    instance   TEXT,
+    state      TEXT NOT NULL CHECK (state IN ('running', 'succeeded', 'failed')),
+    progress   TEXT NOT NULL,
+    result     TEXT,
+    error      TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at   INTEGER
+) STRICT;
+CREATE INDEX jobs_by_instance ON jobs (instance, id);
 ";
 
 /// Brings the database on `conn` up to `migrations.len()`; `path` is for error messages.

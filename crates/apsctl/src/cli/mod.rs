@@ -125,6 +125,10 @@ pub enum Command {
         /// `<home>/api-token`).
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// The log's format on stderr: `text` or `json` (one object per line). The level comes
+        /// from `APSCTL_LOG` (default `info`).
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log: String,
     },
 }
 
@@ -161,13 +165,18 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
         Command::Restore(args) => backup::restore(args, s, printer),
         Command::Migrate(args) => backup::migrate(args, s, printer),
         Command::Schedule(cmd) => backup::schedule(cmd, s, printer),
-        Command::Serve { listen, token_file } => {
+        Command::Serve {
+            listen,
+            token_file,
+            log,
+        } => {
             let token_file = token_file.unwrap_or_else(|| s.home.join("api-token"));
-            crate::serve::run(
-                s.context()?,
-                &crate::serve::ServeOptions { listen, token_file },
-                printer,
-            )?;
+            let opts = crate::serve::ServeOptions {
+                listen,
+                token_file,
+                json_log: log == "json",
+            };
+            crate::serve::run(s.context()?, &opts, printer)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -126,12 +126,7 @@ pub fn run(cmd: PackageCmd, s: super::Session, out: &Printer) -> anyhow::Result<
         PackageCmd::Show { reference } => {
             let ctx = s.context()?;
             let details = aps_ops::package::show(&ctx, &reference)?;
-            let p = &details.package;
-            let mut value = serde_json::to_value(&p.summary)?;
-            value["metadata"] = serde_json::to_value(&p.meta)?;
-            value["warnings"] = serde_json::to_value(&p.warnings)?;
-            value["license_texts"] = serde_json::to_value(&details.license_texts)?;
-            out.data(&value, || show::text(&details))?;
+            out.data(&details.to_json()?, || show::text(&details))?;
             Ok(ExitCode::SUCCESS)
         }
         PackageCmd::Settings {

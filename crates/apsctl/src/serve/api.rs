@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use utoipa::OpenApi as _;
 
 use super::App;
-use super::jobs;
+use super::start::{self, value};
 
 /// The `OpenAPI` document, generated from the handlers below.
 #[derive(utoipa::OpenApi)]
@@ -25,10 +25,15 @@ use super::jobs;
     paths(
         list_packages,
         upload_package,
+        show_package,
+        package_settings,
+        save_package_settings,
         list_sites,
+        add_site,
         list_instances,
         show_instance,
         instance_updates,
+        instance_files,
         instance_operations,
         install,
         configure,
@@ -36,9 +41,14 @@ use super::jobs;
         enable,
         disable,
         upgrade,
-        operation
+        backup,
+        restore,
+        restore_new,
+        migrate,
+        operation,
+        list_operations
     ),
-    components(schemas(InstallBody, SettingsBody, UpgradeBody)),
+    components(schemas(InstallBody, SettingsBody, UpgradeBody, SiteBody, BackupBody, RestoreBody, RestoreNewBody, MigrateBody, ErrorBody, ErrorInner, ErrorDetail, Accepted)),
     modifiers(&Bearer)
 )]
 struct ApiDoc;
@@ -73,20 +83,56 @@ pub(crate) async fn openapi() -> Response {
     }
 }
 
-/// The `/v1` router (the token layer is added by the caller).
-pub(crate) fn v1() -> axum::Router<Arc<App>> {
+/// The `/v1` router (the token layer is added by the caller); a package upload may be
+/// `upload_limit` bytes, every other body axum's default (2 MiB).
+pub(crate) fn v1(upload_limit: usize) -> axum::Router<Arc<App>> {
     axum::Router::new()
-        .route("/v1/packages", get(list_packages).post(upload_package))
-        .route("/v1/sites", get(list_sites))
+        .route(
+            "/v1/packages",
+            get(list_packages)
+                .post(upload_package)
+                .layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/v1/packages/{reference}", get(show_package))
+        .route(
+            "/v1/packages/{reference}/settings",
+            get(package_settings).put(save_package_settings),
+        )
+        .route("/v1/sites", get(list_sites).post(add_site))
         .route("/v1/instances", get(list_instances).post(install))
         .route("/v1/instances/{id}", get(show_instance).delete(remove))
         .route("/v1/instances/{id}/updates", get(instance_updates))
+        .route("/v1/instances/{id}/files", get(instance_files))
         .route("/v1/instances/{id}/operations", get(instance_operations))
         .route("/v1/instances/{id}/configure", post(configure))
         .route("/v1/instances/{id}/enable", post(enable))
         .route("/v1/instances/{id}/disable", post(disable))
         .route("/v1/instances/{id}/upgrade", post(upgrade))
+        .route("/v1/instances/{id}/backup", post(backup))
+        .route("/v1/instances/{id}/restore", post(restore))
+        .route("/v1/instances/{id}/migrate", post(migrate))
+        .route("/v1/restores", post(restore_new))
+        .route("/v1/operations", get(list_operations))
         .route("/v1/operations/{opid}", get(operation))
+}
+
+/// A JSON request body; a body that does not parse is a `400` with API.md's error body (axum's
+/// own rejection would be plain text).
+pub(crate) struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(body)) => Ok(Self(body)),
+            Err(rejection) => Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("the request body: {}", rejection.body_text()),
+            )),
+        }
+    }
 }
 
 /// An error answer: API.md's status and body.
@@ -98,6 +144,63 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// Its status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.0
+    }
+
+    /// Its message.
+    pub(crate) fn message(&self) -> String {
+        self.1["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A `500` for what went wrong in the service itself.
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+        error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        )
+    }
+}
+
+/// API.md's error body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorBody {
+    error: ErrorInner,
+}
+
+/// The inside of the error body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorInner {
+    /// `invalid`, `unauthorized`, `not_found`, `conflict`, `busy`, `failed` or `internal`.
+    kind: String,
+    /// What went wrong, naming the file, element, setting or path at fault.
+    message: String,
+    /// Every refused setting by its id.
+    details: Vec<ErrorDetail>,
+}
+
+/// One refused setting.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    /// The setting id.
+    setting: String,
+    /// Why it was refused.
+    message: String,
+}
+
+/// `202`: the operation started.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Accepted {
+    /// Its id, for `GET /v1/operations/{opid}`.
+    operation: String,
+}
+
 impl From<aps_ops::Error> for ApiError {
     fn from(e: aps_ops::Error) -> Self {
         Self(status_of(&e), error_body(&e))
@@ -105,7 +208,7 @@ impl From<aps_ops::Error> for ApiError {
 }
 
 /// The status of an operation's error (API.md).
-fn status_of(e: &aps_ops::Error) -> StatusCode {
+pub(crate) fn status_of(e: &aps_ops::Error) -> StatusCode {
     match e.kind() {
         aps_ops::ErrorKind::Invalid => StatusCode::BAD_REQUEST,
         aps_ops::ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -126,54 +229,51 @@ pub(crate) fn error_body(e: &aps_ops::Error) -> Value {
         aps_ops::ErrorKind::Failed => "failed",
         aps_ops::ErrorKind::Internal => "internal",
     };
-    let details: Vec<Value> = e
+    let details = e
         .refused_settings()
         .iter()
-        .map(|(setting, message)| json!({"setting": setting, "message": message}))
+        .map(|(setting, message)| ErrorDetail {
+            setting: setting.clone(),
+            message: message.clone(),
+        })
         .collect();
-    json!({"error": {"kind": kind, "message": aps_ops::error::chain(e), "details": details}})
+    body(kind, &aps_ops::error::chain(e), details)
+}
+
+fn body(kind: &str, message: &str, details: Vec<ErrorDetail>) -> Value {
+    let body = ErrorBody {
+        error: ErrorInner {
+            kind: kind.to_owned(),
+            message: message.to_owned(),
+            details,
+        },
+    };
+    serde_json::to_value(&body).unwrap_or(Value::Null)
 }
 
 /// An error answer made here (not by an operation).
-pub(crate) fn error_response(
-    status: StatusCode,
-    kind: &str,
-    message: &str,
-    details: &[Value],
-) -> ApiError {
-    ApiError(
-        status,
-        json!({"error": {"kind": kind, "message": message, "details": details}}),
-    )
+pub(crate) fn error_response(status: StatusCode, kind: &str, message: &str) -> ApiError {
+    ApiError(status, body(kind, message, Vec::new()))
 }
 
 /// Runs a read on the blocking pool.
-async fn read(
+pub(crate) async fn read(
     app: Arc<App>,
     f: impl FnOnce(&aps_ops::Context) -> Result<Value, aps_ops::Error> + Send + 'static,
 ) -> Result<Json<Value>, ApiError> {
     tokio::task::spawn_blocking(move || f(&app.ctx))
         .await
-        .map_err(|e| {
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                &e.to_string(),
-                &[],
-            )
-        })?
+        .map_err(ApiError::internal)?
         .map(Json)
         .map_err(ApiError::from)
 }
 
-/// `202 {"operation": OPID}` for a job just started.
-fn accepted(id: &str) -> Response {
-    (StatusCode::ACCEPTED, Json(json!({"operation": id}))).into_response()
-}
-
-/// A serializable result as JSON.
-fn value(v: &impl serde::Serialize) -> Result<Value, aps_ops::Error> {
-    serde_json::to_value(v).map_err(|e| aps_ops::Error::Failed(e.to_string()))
+/// `202 {"operation": OPID}` for a job just started, or why it could not start.
+fn accepted(started: Result<String, ApiError>) -> Response {
+    match started {
+        Ok(operation) => (StatusCode::ACCEPTED, Json(Accepted { operation })).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/packages", responses((status = 200, description = "`{\"packages\": […]}` as `package list --json`")))]
@@ -190,22 +290,119 @@ async fn upload_package(
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let json = read(app, move |ctx| {
-        // The upload is written into apsctl's own staging folder, imported, and removed.
-        let staged = tempfile::Builder::new()
-            .prefix("upload-")
-            .suffix(".app.zip")
-            .tempfile_in(ctx.home.staging())
-            .map_err(|e| aps_ops::Error::io(&ctx.home.staging(), e))?;
-        fs_err::write(staged.path(), &body)?;
-        value(&aps_ops::package::import(ctx, staged.path())?)
+        value(&aps_ops::package::import_bytes(ctx, &body)?)
     })
     .await?;
     Ok((StatusCode::CREATED, json))
 }
 
+#[utoipa::path(get, path = "/v1/packages/{reference}", params(("reference" = String, Path, description = "Package reference (`name`, `name-version-release` or its id)")), responses((status = 200, description = "as `package show --json`"), (status = 404, description = "no such package", body = ErrorBody)))]
+async fn show_package(
+    State(app): State<Arc<App>>,
+    Path(reference): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    read(app, move |ctx| {
+        aps_ops::package::show(ctx, &reference)?.to_json()
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/packages/{reference}/settings", params(("reference" = String, Path, description = "Package reference")), responses((status = 200, description = "as `package settings REF --json`: each global setting's value (secrets as `***`)")))]
+async fn package_settings(
+    State(app): State<Arc<App>>,
+    Path(reference): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    read(app, move |ctx| {
+        let opts = aps_ops::global::GlobalOptions {
+            package: reference,
+            settings: BTreeMap::new(),
+        };
+        value(&aps_ops::global::settings(
+            ctx,
+            &opts,
+            &aps_ops::report::Silent,
+        )?)
+    })
+    .await
+}
+
+#[utoipa::path(put, path = "/v1/packages/{reference}/settings", params(("reference" = String, Path, description = "Package reference")), request_body = SettingsBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `package settings --json` object (`reconfigured`, `failed` per instance)", body = Accepted), (status = 400, description = "refused values, each in `details`", body = ErrorBody)))]
+async fn save_package_settings(
+    State(app): State<Arc<App>>,
+    Path(reference): Path<String>,
+    Body(body): Body<SettingsBody>,
+) -> Response {
+    let opts = aps_ops::global::GlobalOptions {
+        package: reference,
+        settings: body.settings,
+    };
+    accepted(start::package_settings(&app, opts).await)
+}
+
 #[utoipa::path(get, path = "/v1/sites", responses((status = 200, description = "`{\"sites\": […]}` as `site list --json`")))]
 async fn list_sites(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     read(app, |ctx| Ok(json!({"sites": aps_ops::site::list(ctx)?}))).await
+}
+
+/// `POST /v1/sites`: `site add`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct SiteBody {
+    /// The site's name in apsctl.
+    name: String,
+    /// The document root.
+    #[schema(value_type = String)]
+    docroot: std::path::PathBuf,
+    /// The public URL (`http://host[:port]/`).
+    url: String,
+    /// The system user owning the site (default: the document root's owner).
+    user: Option<String>,
+    /// The PHP CLI (default: `php` from `PATH`).
+    #[schema(value_type = Option<String>)]
+    php: Option<std::path::PathBuf>,
+    /// `none` (default), `nginx` or `apache`.
+    web: Option<String>,
+    /// The folder the site's server block or virtual host includes.
+    #[schema(value_type = Option<String>)]
+    web_dir: Option<std::path::PathBuf>,
+    /// The command that reloads the web server.
+    web_reload: Option<String>,
+    /// The web server's configuration test (exit 0: valid).
+    web_test: Option<String>,
+    /// Where PHP-FPM listens for this site.
+    php_fastcgi: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/sites", request_body = SiteBody, responses((status = 201, description = "the `site add --json` object"), (status = 400, description = "refused (the message names the path or value at fault)", body = ErrorBody), (status = 409, description = "the name or document root is taken", body = ErrorBody)))]
+async fn add_site(
+    State(app): State<Arc<App>>,
+    Body(body): Body<SiteBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let web = match body.web.as_deref() {
+        None | Some("none") => aps_ops::site::WebKind::None,
+        Some("nginx") => aps_ops::site::WebKind::Nginx,
+        Some("apache") => aps_ops::site::WebKind::Apache,
+        Some(other) => {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("`web`: `{other}` is not one of `none`, `nginx`, `apache`"),
+            ));
+        }
+    };
+    let opts = aps_ops::site::SiteOptions {
+        name: body.name,
+        docroot: body.docroot,
+        url: body.url,
+        user: body.user,
+        php: body.php,
+        web,
+        web_dir: body.web_dir,
+        web_reload: body.web_reload,
+        web_test: body.web_test,
+        php_fastcgi: body.php_fastcgi,
+    };
+    let site = read(app, move |ctx| value(&aps_ops::site::add(ctx, &opts)?)).await?;
+    Ok((StatusCode::CREATED, site))
 }
 
 #[utoipa::path(get, path = "/v1/instances", responses((status = 200, description = "`{\"instances\": […]}` as `instance list --json`")))]
@@ -235,6 +432,17 @@ async fn instance_updates(
     .await
 }
 
+#[utoipa::path(get, path = "/v1/instances/{id}/files", params(("id" = String, Path, description = "Instance id")), responses((status = 200, description = "the removal dialog's data (seed 003 sub-steps 3.1–3.2): `application` (the application's unchanged files, removed by either choice), `instance_files` (created or changed by the instance, kept by `files=app`), `databases`")))]
+async fn instance_files(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    read(app, move |ctx| {
+        value(&aps_ops::remove::file_trees(ctx, &id)?)
+    })
+    .await
+}
+
 #[utoipa::path(get, path = "/v1/instances/{id}/operations", params(("id" = String, Path, description = "Instance id (also of a removed instance)")), responses((status = 200, description = "`{\"operations\": […]}`, newest first: the instance's audit trail from the journal (`instance history --json`)")))]
 async fn instance_operations(
     State(app): State<Arc<App>>,
@@ -255,8 +463,8 @@ struct InstallBody {
     site: String,
     /// The path below the site's document root (`/` for the root).
     path: Option<String>,
-    /// Setting values by id.
-    #[serde(default)]
+    /// Setting values by id (strings; numbers and booleans are taken as their text).
+    #[serde(default, deserialize_with = "scalars")]
     settings: BTreeMap<String, String>,
     /// Whether the licence is accepted.
     #[serde(default)]
@@ -269,50 +477,54 @@ struct InstallBody {
 }
 
 #[utoipa::path(post, path = "/v1/instances", request_body = InstallBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `install --json` object")))]
-async fn install(State(app): State<Arc<App>>, Json(body): Json<InstallBody>) -> Response {
-    let id = jobs::spawn(&app, "install", None, move |ctx, reporter| {
-        let opts = aps_ops::install::InstallOptions {
-            package: body.package,
-            site: body.site,
-            path: body.path,
-            settings: body.settings,
-            license: aps_ops::install::License::accepted_if(body.accept_license),
-            db_server: body.db_server,
-            table_prefixes: BTreeMap::new(),
-            shared_databases: BTreeMap::new(),
-            mode: if body.dry_run {
-                aps_ops::install::RunMode::DryRun
-            } else {
-                aps_ops::install::RunMode::Apply
-            },
-        };
-        value(&aps_ops::install::install(ctx, &opts, reporter)?)
-    });
-    accepted(&id)
+async fn install(State(app): State<Arc<App>>, Body(body): Body<InstallBody>) -> Response {
+    let opts = aps_ops::install::InstallOptions {
+        package: body.package,
+        site: body.site,
+        path: body.path,
+        settings: body.settings,
+        license: aps_ops::install::License::accepted_if(body.accept_license),
+        db_server: body.db_server,
+        table_prefixes: BTreeMap::new(),
+        shared_databases: BTreeMap::new(),
+        mode: if body.dry_run {
+            aps_ops::install::RunMode::DryRun
+        } else {
+            aps_ops::install::RunMode::Apply
+        },
+    };
+    accepted(start::install(&app, opts).await)
 }
 
 /// `{"settings": {…}}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct SettingsBody {
-    /// Setting values by id.
+    /// Setting values by id (strings; numbers and booleans are taken as their text).
+    #[serde(deserialize_with = "scalars")]
     settings: BTreeMap<String, String>,
+}
+
+/// Setting values as text: a panel may send `8` or `true` for a number or boolean setting.
+fn scalars<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(id, v)| match v {
+            Value::String(text) => Ok((id, text)),
+            Value::Bool(_) | Value::Number(_) => Ok((id, v.to_string())),
+            _ => Err(serde::de::Error::custom(format!(
+                "setting `{id}`: give a string, number or boolean"
+            ))),
+        })
+        .collect()
 }
 
 #[utoipa::path(post, path = "/v1/instances/{id}/configure", params(("id" = String, Path, description = "Instance id")), request_body = SettingsBody, responses((status = 202, description = "`{\"operation\": OPID}`")))]
 async fn configure(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(body): Json<SettingsBody>,
+    Body(body): Body<SettingsBody>,
 ) -> Response {
-    let instance = id.clone();
-    let job = jobs::spawn(&app, "configure", Some(id), move |ctx, reporter| {
-        let opts = aps_ops::configure::ConfigureOptions {
-            instance,
-            settings: body.settings,
-        };
-        value(&aps_ops::configure::configure(ctx, &opts, reporter)?)
-    });
-    accepted(&job)
+    accepted(start::configure(&app, id, body.settings).await)
 }
 
 /// The query of `DELETE /v1/instances/{id}`.
@@ -339,50 +551,35 @@ async fn remove(
                 StatusCode::BAD_REQUEST,
                 "invalid",
                 "give `files=all` or `files=app`",
-                &[],
             )
             .into_response();
         }
     };
-    let instance = id.clone();
-    let job = jobs::spawn(&app, "remove", Some(id), move |ctx, reporter| {
-        let opts = aps_ops::remove::RemoveOptions {
-            instance,
-            files: Some(files),
-            databases: if q.keep_databases {
-                aps_ops::remove::Databases::Keep
-            } else {
-                aps_ops::remove::Databases::Drop
-            },
-            force: if q.force {
-                aps_ops::remove::Force::Yes
-            } else {
-                aps_ops::remove::Force::No
-            },
-        };
-        value(&aps_ops::remove::remove(ctx, &opts, reporter)?)
-    });
-    accepted(&job)
-}
-
-/// Starts `enable`/`disable` of `id`.
-fn status(app: &Arc<App>, id: String, enable: bool) -> Response {
-    let instance = id.clone();
-    let kind = if enable { "enable" } else { "disable" };
-    let job = jobs::spawn(app, kind, Some(id), move |ctx, reporter| {
-        value(&aps_ops::status::set(ctx, &instance, enable, reporter)?)
-    });
-    accepted(&job)
+    let opts = aps_ops::remove::RemoveOptions {
+        instance: id,
+        files: Some(files),
+        databases: if q.keep_databases {
+            aps_ops::remove::Databases::Keep
+        } else {
+            aps_ops::remove::Databases::Drop
+        },
+        force: if q.force {
+            aps_ops::remove::Force::Yes
+        } else {
+            aps_ops::remove::Force::No
+        },
+    };
+    accepted(start::remove(&app, opts).await)
 }
 
 #[utoipa::path(post, path = "/v1/instances/{id}/enable", params(("id" = String, Path, description = "Instance id")), responses((status = 202, description = "`{\"operation\": OPID}`")))]
 async fn enable(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    status(&app, id, true)
+    accepted(start::status(&app, id, true).await)
 }
 
 #[utoipa::path(post, path = "/v1/instances/{id}/disable", params(("id" = String, Path, description = "Instance id")), responses((status = 202, description = "`{\"operation\": OPID}`")))]
 async fn disable(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    status(&app, id, false)
+    accepted(start::status(&app, id, false).await)
 }
 
 /// `POST /v1/instances/{id}/upgrade`.
@@ -391,7 +588,7 @@ struct UpgradeBody {
     /// The package to update to.
     to: String,
     /// Values for new settings.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalars")]
     settings: BTreeMap<String, String>,
     /// Whether the new package's licence is accepted.
     #[serde(default)]
@@ -402,31 +599,163 @@ struct UpgradeBody {
 async fn upgrade(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Json(body): Json<UpgradeBody>,
+    Body(body): Body<UpgradeBody>,
 ) -> Response {
-    let instance = id.clone();
-    let job = jobs::spawn(&app, "upgrade", Some(id), move |ctx, reporter| {
-        let opts = aps_ops::upgrade::UpgradeOptions {
-            instance,
-            to: body.to,
-            settings: body.settings,
-            license: aps_ops::install::License::accepted_if(body.accept_license),
-        };
-        value(&aps_ops::upgrade::upgrade(ctx, &opts, reporter)?)
-    });
-    accepted(&job)
+    let opts = aps_ops::upgrade::UpgradeOptions {
+        instance: id,
+        to: body.to,
+        settings: body.settings,
+        license: aps_ops::install::License::accepted_if(body.accept_license),
+    };
+    accepted(start::upgrade(&app, opts).await)
+}
+
+/// `POST /v1/instances/{id}/backup`: `{"to": FILE}` or `{"to_dir": DIR, "keep"?: N}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct BackupBody {
+    /// Exactly this archive file (replaced when it exists).
+    #[schema(value_type = Option<String>)]
+    to: Option<std::path::PathBuf>,
+    /// A new archive in this folder, named after the instance and the time.
+    #[schema(value_type = Option<String>)]
+    to_dir: Option<std::path::PathBuf>,
+    /// With `to_dir`: keep only the newest N backups of the instance there.
+    keep: Option<u32>,
+}
+
+#[utoipa::path(post, path = "/v1/instances/{id}/backup", params(("id" = String, Path, description = "Instance id")), request_body = BackupBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `backup --json` object", body = Accepted), (status = 400, description = "neither or both of `to` and `to_dir`", body = ErrorBody)))]
+async fn backup(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Body(body): Body<BackupBody>,
+) -> Response {
+    let to = match (body.to, body.to_dir) {
+        (Some(file), None) => aps_ops::backup::BackupTarget::File(file),
+        (None, Some(dir)) => aps_ops::backup::BackupTarget::Dir {
+            dir,
+            keep: body.keep,
+        },
+        _ => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "give where the backup goes: `to` (a file) or `to_dir` (a folder)",
+            )
+            .into_response();
+        }
+    };
+    let opts = aps_ops::backup::BackupOptions { instance: id, to };
+    accepted(start::backup(&app, opts).await)
+}
+
+/// `POST /v1/instances/{id}/restore`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct RestoreBody {
+    /// The archive.
+    #[schema(value_type = String)]
+    from: std::path::PathBuf,
+}
+
+#[utoipa::path(post, path = "/v1/instances/{id}/restore", params(("id" = String, Path, description = "Instance id")), request_body = RestoreBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `restore --json` object", body = Accepted)))]
+async fn restore(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Body(body): Body<RestoreBody>,
+) -> Response {
+    let opts = aps_ops::restore::RestoreOptions {
+        from: body.from,
+        to: aps_ops::restore::RestoreTarget::Instance(id),
+    };
+    accepted(start::restore(&app, opts).await)
+}
+
+/// `POST /v1/restores`: a backup restored into a new instance.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct RestoreNewBody {
+    /// The archive.
+    #[schema(value_type = String)]
+    from: std::path::PathBuf,
+    /// The site of the new instance.
+    site: String,
+    /// Its path below the site root (default: the backed-up instance's).
+    path: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/restores", request_body = RestoreNewBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `restore --json` object (its `instance` is the new one)", body = Accepted)))]
+async fn restore_new(State(app): State<Arc<App>>, Body(body): Body<RestoreNewBody>) -> Response {
+    let opts = aps_ops::restore::RestoreOptions {
+        from: body.from,
+        to: aps_ops::restore::RestoreTarget::New {
+            site: body.site,
+            path: body.path,
+        },
+    };
+    accepted(start::restore(&app, opts).await)
+}
+
+/// `POST /v1/instances/{id}/migrate`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct MigrateBody {
+    /// The site it goes to.
+    site: String,
+    /// The path there (default: its path now).
+    path: Option<String>,
+    /// Keep the old instance.
+    #[serde(default)]
+    keep_source: bool,
+}
+
+#[utoipa::path(post, path = "/v1/instances/{id}/migrate", params(("id" = String, Path, description = "Instance id")), request_body = MigrateBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `migrate --json` object", body = Accepted)))]
+async fn migrate(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Body(body): Body<MigrateBody>,
+) -> Response {
+    let opts = aps_ops::restore::MigrateOptions {
+        instance: id,
+        site: body.site,
+        path: body.path,
+        keep_source: body.keep_source,
+    };
+    accepted(start::migrate(&app, opts).await)
 }
 
 #[utoipa::path(get, path = "/v1/operations/{opid}", params(("opid" = String, Path, description = "Operation id")), responses((status = 200, description = "`{\"operation\", \"kind\", \"instance\", \"state\", \"progress\", \"result\", \"error\"}`"), (status = 404, description = "no such operation")))]
 async fn operation(State(app): State<Arc<App>>, Path(opid): Path<String>) -> Response {
-    match app.jobs.get(&opid) {
-        Some(job) => Json(job).into_response(),
-        None => error_response(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no operation `{opid}` in this service"),
-            &[],
-        )
-        .into_response(),
+    if let Some(job) = app.jobs.running(&opid) {
+        return Json(job).into_response();
     }
+    let found = read(app, move |ctx| match aps_ops::jobs::get(ctx, &opid)? {
+        Some(job) => value(&job),
+        None => Err(aps_ops::Error::NotFound(format!("no operation `{opid}`"))),
+    })
+    .await;
+    found.into_response()
+}
+
+/// The query of `GET /v1/operations`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct OperationsQuery {
+    /// Only this instance's operations.
+    instance: Option<String>,
+    /// How many (default 50, at most 1000).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/operations", params(OperationsQuery), responses((status = 200, description = "`{\"operations\": […]}`: the service's operations (running and ended, kept in the store), newest first")))]
+async fn list_operations(
+    State(app): State<Arc<App>>,
+    Query(q): Query<OperationsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let live = Arc::clone(&app);
+    read(app, move |ctx| {
+        let jobs: Vec<aps_ops::jobs::JobView> =
+            aps_ops::jobs::list(ctx, q.instance.as_deref(), limit)?
+                .into_iter()
+                .map(|job| live.jobs.running(&job.operation).unwrap_or(job))
+                .collect();
+        Ok(json!({"operations": jobs}))
+    })
+    .await
 }

@@ -15,12 +15,14 @@
 //!
 //! - The backup schedules that are due run every minute, as jobs.
 //!
-//! Known gaps (first slice of issue 11): jobs and their outcomes are kept in memory, not in the
-//! store, so a restarted service forgets them (the journal keeps every operation's outcome); no
-//! package show, global settings, site add, backup/restore/migrate endpoints yet; no web UI; logs
-//! are not structured.
+//! - Logs go through `tracing` (text, or JSON lines with `--log json`): one line per request
+//!   (method, path without the query, status, time) and per operation; no header, body or
+//!   setting value is ever logged, so neither the token nor a secret reaches the log.
 mod api;
 mod jobs;
+mod log;
+mod start;
+mod ui;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +36,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::output::Printer;
 
+/// What an upload may be beyond the largest unpacked package (zip headers of a stored archive).
+const UPLOAD_SLACK: usize = 16 << 20;
+
 /// What `serve` needs.
 #[derive(Debug)]
 pub struct ServeOptions {
@@ -41,6 +46,8 @@ pub struct ServeOptions {
     pub listen: String,
     /// The bearer token's file.
     pub token_file: PathBuf,
+    /// Log JSON lines instead of text.
+    pub json_log: bool,
 }
 
 /// The service's shared state.
@@ -51,15 +58,31 @@ pub(crate) struct App {
     token: String,
     /// The jobs.
     pub jobs: jobs::Jobs,
+    /// The web UI's sessions.
+    pub sessions: ui::Sessions,
 }
 
 /// Runs the service until SIGTERM.
 pub fn run(ctx: aps_ops::Context, opts: &ServeOptions, out: &Printer) -> anyhow::Result<()> {
+    log::init(opts.json_log);
     let token = token(&opts.token_file, out)?;
+    // A service that died left its running jobs without an outcome: they get one now (their
+    // operations are the journal's, which `recover` finishes).
+    let abandoned = aps_ops::jobs::abandon_running(
+        &ctx,
+        &api::error_body(&aps_ops::Error::Failed(
+            "the service stopped before this operation ended; `apsctl recover` finishes or undoes it"
+                .to_owned(),
+        )),
+    )?;
+    if abandoned > 0 {
+        tracing::warn!(abandoned, "operations of a stopped service marked failed");
+    }
     let app = Arc::new(App {
         ctx,
         token,
         jobs: jobs::Jobs::default(),
+        sessions: ui::Sessions::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,7 +92,10 @@ pub fn run(ctx: aps_ops::Context, opts: &ServeOptions, out: &Printer) -> anyhow:
 }
 
 async fn serve(app: Arc<App>, listen: &str, out: &Printer) -> anyhow::Result<()> {
-    let v1 = api::v1()
+    let upload_limit = usize::try_from(app.ctx.config.archive_limits.max_total_uncompressed)
+        .unwrap_or(usize::MAX)
+        .saturating_add(UPLOAD_SLACK);
+    let v1 = api::v1(upload_limit)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             require_token,
@@ -77,7 +103,9 @@ async fn serve(app: Arc<App>, listen: &str, out: &Printer) -> anyhow::Result<()>
         .with_state(app.clone());
     let router = axum::Router::new()
         .route("/openapi.json", axum::routing::get(api::openapi))
-        .merge(v1);
+        .merge(v1)
+        .merge(ui::router(upload_limit).with_state(app.clone()))
+        .layer(axum::middleware::from_fn(log::request));
     tokio::spawn(run_schedules(app.clone()));
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -92,6 +120,7 @@ async fn serve(app: Arc<App>, listen: &str, out: &Printer) -> anyhow::Result<()>
         let listener = tokio::net::UnixListener::bind(path)
             .with_context(|| format!("cannot listen on `{listen}`"))?;
         out.step(&format!("listening on {listen}"));
+        tracing::info!(listen, "listening");
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
@@ -99,26 +128,52 @@ async fn serve(app: Arc<App>, listen: &str, out: &Printer) -> anyhow::Result<()>
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on `{listen}`"))?;
-        out.step(&format!("listening on {}", listener.local_addr()?));
+        let addr = listener.local_addr()?;
+        out.step(&format!("listening on {addr}"));
+        tracing::info!(listen = %addr, "listening");
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
     }
-    out.step("stopping: waiting for the running operations");
+    let running = app.jobs.count();
+    out.step(&format!(
+        "stopping: waiting for the {running} running operations"
+    ));
+    tracing::info!(running, "stopping: waiting for the running operations");
     app.jobs.wait_idle().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
 /// Every minute, the backup schedules that are due (what `apsctl schedule run` does from cron),
-/// each as a job of its own kind `schedule`.
+/// as one job of kind `schedule` when any is due.
 async fn run_schedules(app: Arc<App>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        jobs::spawn(&app, "schedule", None, |ctx, reporter| {
+        let probe = Arc::clone(&app);
+        let due =
+            tokio::task::spawn_blocking(move || aps_ops::schedule::due_count(&probe.ctx)).await;
+        match due {
+            Ok(Ok(0)) => continue,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %aps_ops::error::chain(&e), "cannot read the backup schedules");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the backup schedules");
+                continue;
+            }
+        }
+        let started = jobs::spawn(&app, "schedule", None, |ctx, reporter| {
             let runs = aps_ops::schedule::run(ctx, reporter)?;
             serde_json::to_value(&runs).map_err(|e| aps_ops::Error::Failed(e.to_string()))
-        });
+        })
+        .await;
+        if started.is_err() {
+            tracing::error!("cannot start the due backup schedules");
+        }
     }
 }
 
@@ -132,10 +187,7 @@ fn token(file: &Path, out: &Printer) -> anyhow::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    let token: String = (0..32).fold(String::new(), |mut text, _| {
-        let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{:02x}", rand::random::<u8>()));
-        text
-    });
+    let token = random_hex(32);
     let mut written = fs_err::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -161,13 +213,20 @@ async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "a valid `Authorization: Bearer <token>` header is needed",
-            &[],
         )
         .into_response()
     }
 }
 
+/// `bytes` random bytes as lowercase hex (tokens, session ids).
+pub(crate) fn random_hex(bytes: usize) -> String {
+    (0..bytes).fold(String::new(), |mut text, _| {
+        let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{:02x}", rand::random::<u8>()));
+        text
+    })
+}
+
 /// Compares two byte strings in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -1,4 +1,4 @@
-//! The HTTP service (issue 11, first slice) through the real binary: `apsctl serve` started on a
+//! The HTTP service (issue 11) through the real binary: `apsctl serve` started on a
 //! free loopback port with its own home, driven with a plain HTTP client, next to the CLI on the
 //! same home.
 //!
@@ -6,8 +6,8 @@
 //! packages built in code with `sh` configuration scripts), so what the API does is checked where
 //! it lands: the store (through the CLI), the site's folder, the job's own report.
 //!
-//! Known gaps: the web UI, package upload, backups and the 200-concurrent-reads load test are not
-//! here yet (they are not built).
+//! `flows.rs` has the whole flows (the example package's life, crash, load); `service.rs` the
+//! harness. The web UI's browser tests are the `ui` area.
 #![expect(
     clippy::unwrap_used,
     reason = "test code: a failed setup or inspection step is a failed test"
@@ -20,132 +20,17 @@
 )]
 mod world;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+mod flows;
+mod service;
 
-use serde_json::{Value, json};
+use std::time::Duration;
+
+use serde_json::json;
+use service::Service;
 use world::{Package, World};
 
-/// A running `apsctl serve` of a world.
-struct Service {
-    child: Child,
-    base: String,
-    token: String,
-}
-
-impl Service {
-    fn start(w: &World) -> Self {
-        let port = aps_test_support::web::free_port();
-        let token_file = w.dir.join("api-token");
-        let mut child = w
-            .apsctl_command(&[
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--token-file",
-                &world::show(&token_file),
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // It says where it listens once it does.
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let line = lines.next().expect("serve ended before listening").unwrap();
-            if line.contains("listening on") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "serve did not start");
-        }
-        std::thread::spawn(move || for _ in lines {});
-        let token = fs_err::read_to_string(&token_file)
-            .unwrap()
-            .trim()
-            .to_owned();
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            token,
-        }
-    }
-
-    /// A request with the token; returns the status and the JSON body.
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        self.call_as(Some(&self.token), method, path, body)
-    }
-
-    fn call_as(
-        &self,
-        token: Option<&str>,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut request = ureq::request(method, &format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.set("Authorization", &format!("Bearer {token}"));
-        }
-        let result = match body {
-            Some(body) => request.send_json(body.clone()),
-            None => request.call(),
-        };
-        let response = match result {
-            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = response.status();
-        let text = response.into_string().unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, json)
-    }
-
-    /// Polls operation `opid` until it is no longer running; returns it.
-    fn wait(&self, opid: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let (status, op) = self.call("GET", &format!("/v1/operations/{opid}"), None);
-            assert_eq!(status, 200, "{op}");
-            if op["state"] != "running" {
-                return op;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "operation {opid} still runs: {op}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Starts an operation and waits for its end.
-    fn operation(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
-        let (status, answer) = self.call(method, path, body);
-        assert_eq!(status, 202, "{method} {path}: {answer}");
-        self.wait(answer["operation"].as_str().unwrap())
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> Option<i32> {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        world::command("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap().code()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A world with a tenant's site and the test package imported; returns it and the reference.
-fn world(n: u32, configure: &str) -> (World, String) {
+pub(crate) fn world(n: u32, configure: &str) -> (World, String) {
     let w = World::new(n);
     let tenant = w.tenant("a");
     w.site(&tenant, "site");
@@ -158,7 +43,7 @@ fn world(n: u32, configure: &str) -> (World, String) {
     (w, reference)
 }
 
-const CONFIGURE: &str = "#!/bin/sh\nexit 0\n";
+pub(crate) const CONFIGURE: &str = "#!/bin/sh\nexit 0\n";
 
 /// Every `/v1` request needs the token; `/openapi.json` does not and describes the API.
 #[test]
@@ -256,7 +141,7 @@ fn issue_11_operations_are_jobs_polled_to_their_outcome() {
     assert_eq!(run.json()["operations"], trail["operations"]);
     let run = w.apsctl(&["--version"]);
     run.ok();
-    assert!(run.stdout.contains("store schema 5"), "{run}");
+    assert!(run.stdout.contains("store schema 6"), "{run}");
 }
 
 /// SIGTERM while an install runs: the service lets it finish, then exits 0; `recover` finds
@@ -300,18 +185,7 @@ fn issue_11_packages_are_uploaded_as_their_archive() {
         &world::show(&zip),
     ])
     .ok();
-    let upload = |bytes: &[u8]| {
-        let response = ureq::post(&format!("{}/v1/packages", api.base))
-            .set("Authorization", &format!("Bearer {}", api.token))
-            .set("Content-Type", "application/zip")
-            .send_bytes(bytes);
-        let response = match response {
-            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("upload: {e}"),
-        };
-        let status = response.status();
-        (status, response.into_json::<Value>().unwrap())
-    };
+    let upload = |bytes: &[u8]| api.upload(bytes);
     let (status, body) = upload(b"not a zip at all");
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["kind"], "invalid");

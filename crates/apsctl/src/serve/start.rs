@@ -1,0 +1,114 @@
+//! The operations the service runs as jobs, one function each, shared by the API (`api.rs`) and
+//! the web UI (`ui/`): each takes the operation's options, starts the job and answers its id.
+//!
+//! Main decision: this is the seam a later operation plugs into: one function here, then a
+//! route in each edge; the job table, progress, outcome and log come with it.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::App;
+use super::api::ApiError;
+use super::jobs;
+
+/// A serializable result as JSON.
+pub(crate) fn value(v: &impl serde::Serialize) -> Result<Value, aps_ops::Error> {
+    serde_json::to_value(v).map_err(|e| aps_ops::Error::Failed(e.to_string()))
+}
+
+/// What a job start answers: its id, or why it could not start.
+pub(crate) type Started = Result<String, ApiError>;
+
+/// `install`.
+pub(crate) async fn install(app: &Arc<App>, opts: aps_ops::install::InstallOptions) -> Started {
+    jobs::spawn(app, "install", None, move |ctx, reporter| {
+        value(&aps_ops::install::install(ctx, &opts, reporter)?)
+    })
+    .await
+}
+
+/// `configure`.
+pub(crate) async fn configure(
+    app: &Arc<App>,
+    instance: String,
+    settings: BTreeMap<String, String>,
+) -> Started {
+    let opts = aps_ops::configure::ConfigureOptions {
+        instance: instance.clone(),
+        settings,
+    };
+    jobs::spawn(app, "configure", Some(instance), move |ctx, reporter| {
+        value(&aps_ops::configure::configure(ctx, &opts, reporter)?)
+    })
+    .await
+}
+
+/// `remove`.
+pub(crate) async fn remove(app: &Arc<App>, opts: aps_ops::remove::RemoveOptions) -> Started {
+    let instance = opts.instance.clone();
+    jobs::spawn(app, "remove", Some(instance), move |ctx, reporter| {
+        value(&aps_ops::remove::remove(ctx, &opts, reporter)?)
+    })
+    .await
+}
+
+/// `enable` or `disable`.
+pub(crate) async fn status(app: &Arc<App>, instance: String, enable: bool) -> Started {
+    let kind = if enable { "enable" } else { "disable" };
+    let id = instance.clone();
+    jobs::spawn(app, kind, Some(instance), move |ctx, reporter| {
+        value(&aps_ops::status::set(ctx, &id, enable, reporter)?)
+    })
+    .await
+}
+
+/// `upgrade`.
+pub(crate) async fn upgrade(app: &Arc<App>, opts: aps_ops::upgrade::UpgradeOptions) -> Started {
+    let instance = opts.instance.clone();
+    jobs::spawn(app, "upgrade", Some(instance), move |ctx, reporter| {
+        value(&aps_ops::upgrade::upgrade(ctx, &opts, reporter)?)
+    })
+    .await
+}
+
+/// `backup`.
+pub(crate) async fn backup(app: &Arc<App>, opts: aps_ops::backup::BackupOptions) -> Started {
+    let instance = opts.instance.clone();
+    jobs::spawn(app, "backup", Some(instance), move |ctx, reporter| {
+        value(&aps_ops::backup::backup(ctx, &opts, reporter)?)
+    })
+    .await
+}
+
+/// `restore`, over an instance or into a new one.
+pub(crate) async fn restore(app: &Arc<App>, opts: aps_ops::restore::RestoreOptions) -> Started {
+    let instance = match &opts.to {
+        aps_ops::restore::RestoreTarget::Instance(id) => Some(id.clone()),
+        aps_ops::restore::RestoreTarget::New { .. } => None,
+    };
+    jobs::spawn(app, "restore", instance, move |ctx, reporter| {
+        value(&aps_ops::restore::restore(ctx, &opts, reporter)?)
+    })
+    .await
+}
+
+/// `migrate`.
+pub(crate) async fn migrate(app: &Arc<App>, opts: aps_ops::restore::MigrateOptions) -> Started {
+    let instance = opts.instance.clone();
+    jobs::spawn(app, "migrate", Some(instance), move |ctx, reporter| {
+        value(&aps_ops::restore::migrate(ctx, &opts, reporter)?)
+    })
+    .await
+}
+
+/// `package settings` with values: save them, then reconfigure every instance of the package.
+pub(crate) async fn package_settings(
+    app: &Arc<App>,
+    opts: aps_ops::global::GlobalOptions,
+) -> Started {
+    jobs::spawn(app, "package-settings", None, move |ctx, reporter| {
+        value(&aps_ops::global::settings(ctx, &opts, reporter)?)
+    })
+    .await
+}

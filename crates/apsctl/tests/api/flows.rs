@@ -1,0 +1,386 @@
+//! Whole flows through the API: the example `hello` package uploaded, installed with refused and
+//! then good settings, reconfigured, backed up, restored over itself and into a new instance,
+//! migrated and removed, every change polled to its outcome; jobs kept across a restart and a
+//! crash; 200 concurrent reads and the CLI on the same home while an install runs.
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::service::Service;
+use super::world::{self, World};
+
+/// The administrator password given at install: it must never come back.
+const SECRET: &str = "Adm1n-s3cret-pw";
+
+/// `examples/hello` built into `<dir>/hello.app.zip`; returns its bytes.
+fn hello(w: &World) -> Vec<u8> {
+    let zip = w.dir.join("hello.app.zip");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
+    w.apsctl(&[
+        "package",
+        "build",
+        &world::show(&source),
+        "--out",
+        &world::show(&zip),
+    ])
+    .ok();
+    fs_err::read(&zip).unwrap()
+}
+
+/// The refused settings' ids of a failed operation, sorted.
+fn refused(op: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = op["error"]["error"]["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no details: {op}"))
+        .iter()
+        .map(|d| {
+            assert!(!d["message"].as_str().unwrap().is_empty(), "{d}");
+            d["setting"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn kinds(list: &Value) -> Vec<String> {
+    list["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}:{}",
+                o["kind"].as_str().unwrap(),
+                o["state"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Issue 11: the example package's whole life through the API.
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one flow, step by step: each step needs the one before"
+)]
+fn issue_11_hello_is_uploaded_installed_backed_up_restored_migrated_and_removed() {
+    let w = World::new(1110);
+    let tenant = w.tenant("a");
+    w.site(&tenant, "site");
+    w.site(&tenant, "other");
+    let api = Service::start(&w);
+
+    let (status, imported) = api.upload(&hello(&w));
+    assert_eq!(status, 201, "{imported}");
+    let reference = imported["package"].as_str().unwrap().to_owned();
+    let (status, shown) = api.call("GET", &format!("/v1/packages/{reference}"), None);
+    assert_eq!(status, 200, "{shown}");
+    assert!(
+        shown["license_texts"]["hello"]
+            .as_str()
+            .unwrap()
+            .contains("Permission is hereby granted"),
+        "{shown}"
+    );
+    let (status, missing) = api.call("GET", "/v1/packages/nope", None);
+    assert_eq!(
+        (status, &missing["error"]["kind"]),
+        (404, &json!("not_found")),
+        "{missing}"
+    );
+
+    // Every refused value is listed by its id; nothing is installed.
+    let op = api.operation(
+        "POST",
+        "/v1/instances",
+        Some(
+            &json!({"package": reference, "site": "site", "path": "hello",
+            "accept_license": true,
+            "settings": {"admin_name": "bad name!", "admin_password": "short"}}),
+        ),
+    );
+    assert_eq!(op["state"], "failed", "{op}");
+    assert_eq!(op["error"]["error"]["kind"], "invalid", "{op}");
+    assert_eq!(refused(&op), ["admin_name", "admin_password"], "{op}");
+    // The licence must be accepted.
+    let op = api.operation(
+        "POST",
+        "/v1/instances",
+        Some(&json!({"package": reference, "site": "site",
+            "settings": {"admin_password": SECRET}})),
+    );
+    assert_eq!(op["state"], "failed", "{op}");
+    assert!(
+        op["error"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("licen"),
+        "{op}"
+    );
+    assert!(w.instances().is_empty());
+    // A body that is not the install object: 400 with the error body.
+    let (status, bad) = api.call("POST", "/v1/instances", Some(&json!({"site": 3})));
+    assert_eq!(
+        (status, &bad["error"]["kind"]),
+        (400, &json!("invalid")),
+        "{bad}"
+    );
+
+    let op = api.operation(
+        "POST",
+        "/v1/instances",
+        Some(
+            &json!({"package": reference, "site": "site", "path": "hello",
+            "accept_license": true,
+            "settings": {"admin_password": SECRET, "show_time": true}}),
+        ),
+    );
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let id = op["result"]["instance"].as_str().unwrap().to_owned();
+    assert_eq!(
+        op["instance"],
+        id.as_str(),
+        "the job learnt its instance: {op}"
+    );
+    let (_, shown) = api.call("GET", &format!("/v1/instances/{id}"), None);
+    // An installation-only password is not kept at all (seed 003's conditions).
+    assert_eq!(shown["settings"].get("admin_password"), None, "{shown}");
+    assert!(!shown.to_string().contains(SECRET), "{shown}");
+    assert_eq!(shown["settings"]["show_time"], "true", "{shown}");
+
+    // Numbers are taken as text.
+    let op = api.operation(
+        "POST",
+        &format!("/v1/instances/{id}/configure"),
+        Some(&json!({"settings": {"title": 42}})),
+    );
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(w.show(&id)["settings"]["title"], "42");
+
+    let backups = w.dir.join("backups");
+    fs_err::create_dir(&backups).unwrap();
+    let op = api.operation(
+        "POST",
+        &format!("/v1/instances/{id}/backup"),
+        Some(&json!({"to_dir": backups, "keep": 3})),
+    );
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let archive = op["result"]["backup"].as_str().unwrap().to_owned();
+    assert!(std::path::Path::new(&archive).is_file(), "{op}");
+    let (status, bad) = api.call(
+        "POST",
+        &format!("/v1/instances/{id}/backup"),
+        Some(&json!({})),
+    );
+    assert_eq!(status, 400, "{bad}");
+
+    // Changed after the backup, then restored over itself: the backed-up title is back.
+    api.operation(
+        "POST",
+        &format!("/v1/instances/{id}/configure"),
+        Some(&json!({"settings": {"title": "changed"}})),
+    );
+    let op = api.operation(
+        "POST",
+        &format!("/v1/instances/{id}/restore"),
+        Some(&json!({"from": archive})),
+    );
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(w.show(&id)["settings"]["title"], "42");
+
+    // Into a new instance on the same site, then moved to the other site.
+    let op = api.operation(
+        "POST",
+        "/v1/restores",
+        Some(&json!({"from": archive, "site": "site", "path": "copy"})),
+    );
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let copy = op["result"]["instance"].as_str().unwrap().to_owned();
+    assert_ne!(copy, id);
+    assert_eq!(op["instance"], copy.as_str(), "{op}");
+    let op = api.operation(
+        "POST",
+        &format!("/v1/instances/{copy}/migrate"),
+        Some(&json!({"site": "other"})),
+    );
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let moved = op["result"]["instance"].as_str().unwrap().to_owned();
+    assert_eq!(
+        op["instance"],
+        copy.as_str(),
+        "a migrate job stays the source's: {op}"
+    );
+    let mut ids = w.instances();
+    ids.sort();
+    let mut expected = vec![id.clone(), moved.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(w.show(&moved)["site"], "other");
+
+    // The jobs of an instance, newest first.
+    let (_, ops) = api.call("GET", &format!("/v1/operations?instance={id}"), None);
+    assert_eq!(
+        kinds(&ops),
+        [
+            "restore:succeeded",
+            "configure:succeeded",
+            "backup:succeeded",
+            "configure:succeeded",
+            "install:succeeded"
+        ],
+        "{ops}"
+    );
+
+    // Removal keeping the databases and the instance's own files.
+    let op = api.operation(
+        "DELETE",
+        &format!("/v1/instances/{id}?files=app&keep_databases=true"),
+        None,
+    );
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(w.instances(), [moved]);
+
+    // No secret anywhere the service answers or logs; the token is not logged either.
+    let (_, all) = api.call("GET", "/v1/operations?limit=1000", None);
+    let answered = all.to_string();
+    assert!(
+        !answered.contains(SECRET),
+        "a secret in the operations: {answered}"
+    );
+    let log = api.log_text();
+    assert!(!log.contains(SECRET), "a secret in the log: {log}");
+    assert!(!log.contains(&api.token), "the token in the log: {log}");
+    let first = all["operations"].as_array().unwrap().last().unwrap()["operation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(api.stop(), Some(0));
+
+    // A restarted service still answers the jobs of the one before.
+    let api = Service::start_with(&w, &["--log", "json"]);
+    let (status, op) = api.call("GET", &format!("/v1/operations/{first}"), None);
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(op["state"], "failed", "{op}");
+    let (status, ops) = api.call("GET", "/v1/operations?limit=1000", None);
+    assert_eq!(status, 200);
+    assert_eq!(ops, all, "the same operations after a restart");
+    let lines = api_log_lines(&api);
+    assert!(
+        lines.iter().any(|l| l["message"] == "listening"),
+        "JSON log lines: {lines:?}"
+    );
+    assert_eq!(api.stop(), Some(0));
+}
+
+fn api_log_lines(api: &Service) -> Vec<Value> {
+    api.log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Issue 11: a service killed while an install runs leaves its job `running` in the store; the
+/// next service gives it an outcome at start, and `recover` undoes the install.
+#[test]
+fn issue_11_a_crashed_services_running_job_gets_an_outcome() {
+    let (w, reference) = super::world(1111, "#!/bin/sh\nsleep 5\nexit 0\n");
+    let api = Service::start(&w);
+    let (status, answer) = api.call(
+        "POST",
+        "/v1/instances",
+        Some(&json!({"package": reference, "site": "site"})),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let opid = answer["operation"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, running) = api.call("GET", &format!("/v1/operations/{opid}"), None);
+    assert_eq!(running["state"], "running", "{running}");
+    api.crash();
+    let api = Service::start(&w);
+    let (status, op) = api.call("GET", &format!("/v1/operations/{opid}"), None);
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(op["state"], "failed", "{op}");
+    assert!(
+        op["error"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("apsctl recover"),
+        "{op}"
+    );
+    assert_eq!(api.stop(), Some(0));
+    let run = w.apsctl(&["--json", "recover"]);
+    run.ok();
+    assert!(
+        w.instances().is_empty(),
+        "the interrupted install was undone: {run}"
+    );
+}
+
+/// Issue 11: 200 concurrent reads while an install runs all answer 200; meanwhile the CLI
+/// installs and lists on the same home without a "database is locked".
+#[test]
+fn issue_11_concurrent_reads_and_the_cli_while_an_install_runs() {
+    let (w, reference) = super::world(1112, "#!/bin/sh\nsleep 3\nexit 0\n");
+    let api = Service::start(&w);
+    let (status, answer) = api.call(
+        "POST",
+        "/v1/instances",
+        Some(&json!({"package": reference, "site": "site", "path": "api"})),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let opid = answer["operation"].as_str().unwrap().to_owned();
+    let cli = {
+        let cli_home = w.home.clone();
+        let reference = reference.clone();
+        std::thread::spawn(move || {
+            let out = world::command(env!("CARGO_BIN_EXE_apsctl"))
+                .arg("--home")
+                .arg(&cli_home)
+                .args([
+                    "--json", "install", &reference, "--site", "site", "--path", "cli",
+                ])
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let readers: Vec<_> = (0..200)
+        .map(|i| {
+            let base = api.base.clone();
+            let token = api.token.clone();
+            let opid = opid.clone();
+            std::thread::spawn(move || {
+                let path = if i % 2 == 0 {
+                    "/v1/instances".to_owned()
+                } else {
+                    format!("/v1/operations/{opid}")
+                };
+                let answer = ureq::get(&format!("{base}{path}"))
+                    .set("Authorization", &format!("Bearer {token}"))
+                    .timeout(Duration::from_secs(60))
+                    .call();
+                match answer {
+                    Ok(r) => r.status(),
+                    Err(ureq::Error::Status(code, _)) => code,
+                    Err(e) => panic!("{path}: {e}"),
+                }
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let listed = w.apsctl(&["--json", "instance", "list"]);
+    listed.ok();
+    let (ok, stderr) = cli.join().unwrap();
+    assert!(ok, "the CLI install failed: {stderr}");
+    assert!(!stderr.contains("locked"), "{stderr}");
+    let op = api.wait(&opid);
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(w.instances().len(), 2);
+    assert!(!api.log_text().contains("locked"), "{}", api.log_text());
+}
