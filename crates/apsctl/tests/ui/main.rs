@@ -1,4 +1,4 @@
-//! The web UI in a real browser (issue 11): Debian's headless Chromium driven over WebDriver
+//! The web UI in a real browser (issue 11): Debian's headless Chromium driven over `WebDriver`
 //! (`chromedriver`, `fantoccini`) against the real `apsctl serve`, with the tenant's site served
 //! by a real nginx and PHP-FPM so that the installed application's front page opens.
 //!
@@ -87,10 +87,12 @@ async fn browser(driver: &Driver) -> Client {
 
 /// Where the screenshots go: `<target>/ui-screenshots/`.
 fn screenshots() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    );
+    let target = aps_host::env::Env::from_process()
+        .var("CARGO_TARGET_DIR")
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+            PathBuf::from,
+        );
     let dir = target.join("ui-screenshots");
     fs_err::create_dir_all(&dir).unwrap();
     dir
@@ -356,6 +358,10 @@ fn issue_11_install_and_remove_through_the_web_ui_in_chromium() {
 /// Issue 11: the session cookie is `HttpOnly` and `SameSite=Strict`; a form without the CSRF
 /// token is refused and changes nothing; the pages forbid inline script and framing.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one session's life, request by request"
+)]
 fn issue_11_the_ui_session_cookie_and_csrf_rules() {
     let w = World::new(1191);
     let tenant = w.tenant("a");
