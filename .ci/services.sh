@@ -9,7 +9,8 @@
 #   3. creates the test admin logins `apsctl_admin` (MariaDB: @localhost and @127.0.0.1, ALL
 #      PRIVILEGES WITH GRANT OPTION; PostgreSQL: LOGIN CREATEDB CREATEROLE) with random passwords
 #      kept in /var/lib/apsctl-ci/{mysql,pg}-admin.pw (mode 0600, reused on reruns);
-#   4. writes /var/lib/apsctl-ci/env (KEY=VALUE lines) describing both servers for the tests.
+#   4. installs openapi-spec-validator (PyPI) into /var/lib/apsctl-ci/venv for the OpenAPI gate;
+#   5. writes /var/lib/apsctl-ci/env (KEY=VALUE lines) describing both servers and the validator.
 #
 # Run it (`bash .ci/services.sh`) or source it (`. .ci/services.sh`): when sourced it runs itself
 # in a child bash (so `set -e` never leaks into the caller) and then exports the variables of
@@ -41,7 +42,7 @@ PG_HOST=127.0.0.1
 # ports (aps-test-support's `web` module), never the system services.
 PACKAGES=(mariadb-server mariadb-client postgresql php-cli php-mysql php-pgsql php-sqlite3
     php-mbstring unzip zip sqlite3 zstd nginx apache2 php-fpm curl chromium chromium-driver
-    python3-venv)
+    python3-venv systemd)
 
 log() { echo "services.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -179,6 +180,17 @@ END
 ALTER ROLE $ADMIN WITH LOGIN CREATEDB CREATEROLE PASSWORD '$pg_pw';
 SQL
 
+# ---------------------------------------------------------------- 2c. OpenAPI validator
+# The CI gate validates the service's OpenAPI document with openapi-spec-validator (PyPI; Debian
+# has no package of it), installed once into a virtual environment of Debian's Python.
+VENV=$STATE_DIR/venv
+if ! as_root test -x "$VENV/bin/openapi-spec-validator"; then
+    log "installing openapi-spec-validator into $VENV"
+    as_root install -d -m 0755 "$STATE_DIR"
+    as_root /usr/bin/python3 -m venv "$VENV"
+    as_root "$VENV/bin/pip" install -q --disable-pip-version-check 'openapi-spec-validator>=0.7,<0.9'
+fi
+
 # ---------------------------------------------------------------- 3. environment for the tests
 tmp_env=$(mktemp)
 cat >"$tmp_env" <<ENV
@@ -190,6 +202,7 @@ APSCTL_TEST_PG_HOST=$PG_HOST
 APSCTL_TEST_PG_PORT=$pg_port
 APSCTL_TEST_PG_USER=$ADMIN
 APSCTL_TEST_PG_PASSWORD_FILE=$PG_PW_FILE
+APSCTL_OPENAPI_VALIDATOR=$VENV/bin/openapi-spec-validator
 ENV
 as_root install -m 0644 "$tmp_env" "$ENV_FILE"
 rm -f "$tmp_env"

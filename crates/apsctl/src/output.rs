@@ -80,6 +80,12 @@ impl Printer {
         }
     }
 
+    /// Prints a document apsctl generated itself (a completion script, a man page, the `OpenAPI`
+    /// document) exactly as it is, with or without `--json`.
+    pub fn document(&self, text: &str) -> Result<(), StdoutError> {
+        self.write_stdout(text.trim_end())
+    }
+
     fn write_stdout(&self, text: &str) -> Result<(), StdoutError> {
         if self.stdout_closed.get() {
             return Ok(());

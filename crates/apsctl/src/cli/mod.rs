@@ -11,7 +11,7 @@ mod site;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use crate::output::Printer;
 
@@ -130,6 +130,19 @@ pub enum Command {
         #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
         log: String,
     },
+    /// Print the HTTP API's `OpenAPI` 3 document (what `serve` answers at `/openapi.json`).
+    Openapi,
+    /// Print the completion script for SHELL (`bash`, `zsh`, `fish`, `elvish`, `powershell`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print apsctl's man page (roff) on stdout, or write one page per command into DIR.
+    Man {
+        /// Write `apsctl.1`, `apsctl-install.1`, … into this folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Runs the command.
@@ -165,6 +178,31 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
         Command::Restore(args) => backup::restore(args, s, printer),
         Command::Migrate(args) => backup::migrate(args, s, printer),
         Command::Schedule(cmd) => backup::schedule(cmd, s, printer),
+        Command::Openapi => {
+            printer.document(&crate::serve::openapi_json()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "apsctl", &mut script);
+            printer.document(&String::from_utf8_lossy(&script))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => {
+            let command = Args::command();
+            match out {
+                Some(dir) => {
+                    fs_err::create_dir_all(&dir)?;
+                    clap_mangen::generate_to(command, &dir)?;
+                }
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(command).render(&mut page)?;
+                    printer.document(&String::from_utf8_lossy(&page))?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve {
             listen,
             token_file,

@@ -71,6 +71,11 @@ impl utoipa::Modify for Bearer {
     }
 }
 
+/// The `OpenAPI` document as JSON text.
+pub(crate) fn openapi_text() -> anyhow::Result<String> {
+    Ok(ApiDoc::openapi().to_pretty_json()?)
+}
+
 /// `GET /openapi.json` (no token needed).
 pub(crate) async fn openapi() -> Response {
     match ApiDoc::openapi().to_json() {
@@ -735,6 +740,7 @@ async fn operation(State(app): State<Arc<App>>, Path(opid): Path<String>) -> Res
 
 /// The query of `GET /v1/operations`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OperationsQuery {
     /// Only this instance's operations.
     instance: Option<String>,

@@ -62,6 +62,11 @@ pub(crate) struct App {
     pub sessions: ui::Sessions,
 }
 
+/// The `OpenAPI` document of the API, as `/openapi.json` answers it.
+pub fn openapi_json() -> anyhow::Result<String> {
+    api::openapi_text()
+}
+
 /// Runs the service until SIGTERM.
 pub fn run(ctx: aps_ops::Context, opts: &ServeOptions, out: &Printer) -> anyhow::Result<()> {
     log::init(opts.json_log);

@@ -204,3 +204,46 @@ fn issue_11_packages_are_uploaded_as_their_archive() {
         .collect();
     assert!(staging.is_empty(), "left in staging: {staging:?}");
 }
+
+/// What an administrator packages: `apsctl openapi` is the document `/openapi.json` serves, the
+/// completion scripts and man pages come from the same argument definitions.
+#[test]
+fn issue_11_openapi_completions_and_man_pages_for_admins() {
+    let w = World::new(1105);
+    let api = Service::start(&w);
+    let (_, served) = api.call_as(None, "GET", "/openapi.json", None);
+    let run = w.apsctl(&["openapi"]);
+    run.ok();
+    let printed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(printed, served);
+    for path in [
+        "/v1/packages/{reference}/settings",
+        "/v1/instances/{id}/backup",
+        "/v1/restores",
+        "/v1/instances/{id}/migrate",
+        "/v1/operations",
+    ] {
+        assert!(printed["paths"].get(path).is_some(), "{path} missing");
+    }
+    let run = w.apsctl(&["completions", "bash"]);
+    run.ok();
+    assert!(
+        run.stdout.contains("_apsctl()") && run.stdout.contains("serve"),
+        "{run}"
+    );
+    let run = w.apsctl(&["completions", "zsh"]);
+    run.ok();
+    assert!(run.stdout.starts_with("#compdef apsctl"), "{run}");
+    let run = w.apsctl(&["man"]);
+    run.ok();
+    assert!(
+        run.stdout.contains(".TH apsctl 1") && run.stdout.contains("store schema 6"),
+        "{run}"
+    );
+    let pages = w.dir.join("man");
+    w.apsctl(&["man", "--out", &world::show(&pages)]).ok();
+    for page in ["apsctl.1", "apsctl-install.1", "apsctl-serve.1"] {
+        assert!(pages.join(page).is_file(), "{page} not written");
+    }
+    assert_eq!(api.stop(), Some(0));
+}
