@@ -190,16 +190,13 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
         }
         Command::Man { out } => {
             let command = Args::command();
-            match out {
-                Some(dir) => {
-                    fs_err::create_dir_all(&dir)?;
-                    clap_mangen::generate_to(command, &dir)?;
-                }
-                None => {
-                    let mut page = Vec::new();
-                    clap_mangen::Man::new(command).render(&mut page)?;
-                    printer.document(&String::from_utf8_lossy(&page))?;
-                }
+            if let Some(dir) = out {
+                fs_err::create_dir_all(&dir)?;
+                clap_mangen::generate_to(command, &dir)?;
+            } else {
+                let mut page = Vec::new();
+                clap_mangen::Man::new(command).render(&mut page)?;
+                printer.document(&String::from_utf8_lossy(&page))?;
             }
             Ok(ExitCode::SUCCESS)
         }
