@@ -129,6 +129,10 @@ pub enum Command {
         /// from `APSCTL_LOG` (default `info`).
         #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
         log: String,
+        /// Seconds SIGTERM waits for running operations before the service exits anyway (their
+        /// operations are then `apsctl recover`'s to finish or undo).
+        #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+        grace: u64,
     },
     /// Print the HTTP API's `OpenAPI` 3 document (what `serve` answers at `/openapi.json`).
     Openapi,
@@ -204,12 +208,14 @@ pub fn run(args: Args, env: aps_ops::Env, printer: &Printer) -> anyhow::Result<E
             listen,
             token_file,
             log,
+            grace,
         } => {
             let token_file = token_file.unwrap_or_else(|| s.home.join("api-token"));
             let opts = crate::serve::ServeOptions {
                 listen,
                 token_file,
                 json_log: log == "json",
+                grace: std::time::Duration::from_secs(grace),
             };
             crate::serve::run(s.context()?, &opts, printer)?;
             Ok(ExitCode::SUCCESS)

@@ -101,6 +101,29 @@ impl Jobs {
     }
 }
 
+/// Gives every job still running the error body `body` as its outcome (the service stops
+/// without waiting for them); returns how many.
+pub(crate) fn abandon(app: &App, body: &Value) -> usize {
+    let running: Vec<(String, Value)> = app
+        .jobs
+        .lock()
+        .iter()
+        .map(|(id, live)| {
+            (
+                id.clone(),
+                serde_json::to_value(&live.progress).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    for (id, progress) in &running {
+        let end = aps_ops::jobs::JobEnd::Failed(body);
+        if let Err(e) = aps_ops::jobs::finish(&app.ctx, id, &end, progress, None) {
+            tracing::error!(operation = %id, error = %aps_ops::error::chain(&e), "cannot record the operation's outcome");
+        }
+    }
+    running.len()
+}
+
 /// What a job's work gives back: its `--json` object, or the operation's error.
 pub(crate) type Outcome = Result<Value, aps_ops::Error>;
 

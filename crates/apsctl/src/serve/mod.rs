@@ -11,7 +11,9 @@
 //!   then `GET /v1/operations/OPID` with the steps and progress the operation reports, and its
 //!   `--json` result or its error body.
 //! - SIGTERM (or SIGINT): stop accepting, wait for the running jobs to end (they finish or roll
-//!   back themselves), exit 0.
+//!   back themselves) for up to `--grace` seconds, exit 0. A job still running then gets its
+//!   `failed` outcome saying so, and the process exits with it unfinished: its journal is
+//!   `recover`'s to finish or undo (systemd's stop kills what its scripts left).
 //!
 //! - The backup schedules that are due run every minute, as jobs.
 //!
@@ -48,6 +50,8 @@ pub struct ServeOptions {
     pub token_file: PathBuf,
     /// Log JSON lines instead of text.
     pub json_log: bool,
+    /// How long SIGTERM waits for running operations.
+    pub grace: std::time::Duration,
 }
 
 /// The service's shared state.
@@ -93,10 +97,19 @@ pub fn run(ctx: aps_ops::Context, opts: &ServeOptions, out: &Printer) -> anyhow:
         .enable_all()
         .build()
         .context("cannot start the service's runtime")?;
-    runtime.block_on(serve(app, &opts.listen, out))
+    let served = runtime.block_on(serve(app, &opts.listen, opts.grace, out));
+    // Operations still running past the grace period have their outcome already; their threads
+    // are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
-async fn serve(app: Arc<App>, listen: &str, out: &Printer) -> anyhow::Result<()> {
+async fn serve(
+    app: Arc<App>,
+    listen: &str,
+    grace: std::time::Duration,
+    out: &Printer,
+) -> anyhow::Result<()> {
     let upload_limit = usize::try_from(app.ctx.config.archive_limits.max_total_uncompressed)
         .unwrap_or(usize::MAX)
         .saturating_add(UPLOAD_SLACK);
@@ -145,7 +158,25 @@ async fn serve(app: Arc<App>, listen: &str, out: &Printer) -> anyhow::Result<()>
         "stopping: waiting for the {running} running operations"
     ));
     tracing::info!(running, "stopping: waiting for the running operations");
-    app.jobs.wait_idle().await;
+    if tokio::time::timeout(grace, app.jobs.wait_idle())
+        .await
+        .is_err()
+    {
+        let seconds = grace.as_secs();
+        let message = format!(
+            "the service stopped after its grace period of {seconds} s while this operation ran; `apsctl recover` finishes or undoes it"
+        );
+        let body = api::error_body(&aps_ops::Error::Failed(message));
+        let left = jobs::abandon(&app, &body);
+        tracing::warn!(
+            left,
+            "stopped with operations still running past the grace period"
+        );
+        out.step(&format!(
+            "stopping: {left} operations still ran after {seconds} s; `apsctl recover` finishes them"
+        ));
+        return Ok(());
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -384,3 +384,37 @@ fn issue_11_concurrent_reads_and_the_cli_while_an_install_runs() {
     assert_eq!(w.instances().len(), 2);
     assert!(!api.log_text().contains("locked"), "{}", api.log_text());
 }
+
+/// Issue 11: SIGTERM with an operation running past `--grace`: the service exits 0 at once with
+/// the job's outcome recorded (`failed`, saying why), and `recover` undoes the install.
+#[test]
+fn issue_11_sigterm_past_the_grace_period_leaves_an_outcome() {
+    let (w, reference) = super::world(1113, "#!/bin/sh\nsleep 8\nexit 0\n");
+    let api = Service::start_with(&w, &["--grace", "1"]);
+    let (status, answer) = api.call(
+        "POST",
+        "/v1/instances",
+        Some(&json!({"package": reference, "site": "site"})),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let opid = answer["operation"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(800));
+    // Had it waited for the install, the job would say `succeeded`.
+    assert_eq!(api.stop(), Some(0));
+    let api = Service::start(&w);
+    let (status, op) = api.call("GET", &format!("/v1/operations/{opid}"), None);
+    assert_eq!(status, 200, "{op}");
+    assert_eq!(op["state"], "failed", "{op}");
+    assert!(
+        op["error"]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("grace period"),
+        "{op}"
+    );
+    assert_eq!(api.stop(), Some(0));
+    // Let the orphaned script end, then undo the interrupted install.
+    std::thread::sleep(Duration::from_secs(8));
+    w.apsctl(&["--json", "recover"]).ok();
+    assert!(w.instances().is_empty());
+}
