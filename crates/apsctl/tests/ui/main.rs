@@ -141,6 +141,20 @@ async fn wait_until_done(c: &Client, what: &str) {
     }
 }
 
+/// The ids (or names) of the page's visible form fields without a label.
+async fn unlabelled(c: &Client) -> Vec<String> {
+    let found = c
+        .execute(
+            "return Array.from(document.querySelectorAll('input, select, textarea'))\
+               .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))\
+               .map(e => e.id || e.name);",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
 async fn fill(c: &Client, css: &str, value: &str) {
     let field = c.find(Locator::Css(css)).await.unwrap();
     field.clear().await.unwrap();
@@ -235,6 +249,7 @@ fn issue_11_install_and_remove_through_the_web_ui_in_chromium() {
             .send_keys(&show(&zip))
             .await
             .unwrap();
+        assert_eq!(unlabelled(&c).await, Vec::<String>::new(), "packages page");
         snap(&c, "03-packages").await;
         click(&c, "form[action='/ui/packages'] button[type=submit]").await;
         wait_for(&c, "#f-admin_password").await;
@@ -255,6 +270,7 @@ fn issue_11_install_and_remove_through_the_web_ui_in_chromium() {
                 .await
                 .contains("Permission is hereby granted")
         );
+        assert_eq!(unlabelled(&c).await, Vec::<String>::new(), "install form");
         snap(&c, "04-install-form").await;
 
         // A value the browser lets through but the package refuses comes back next to its field.
@@ -322,6 +338,7 @@ fn issue_11_install_and_remove_through_the_web_ui_in_chromium() {
         snap(&c, "08-instances").await;
         c.goto(&format!("{base}/ui/instances/{id}")).await.unwrap();
         wait_for(&c, "dl.facts").await;
+        assert_eq!(unlabelled(&c).await, Vec::<String>::new(), "instance page");
         snap(&c, "09-instance").await;
 
         // The removal dialog: the two trees, then "keep the instance's files".
@@ -334,6 +351,7 @@ fn issue_11_install_and_remove_through_the_web_ui_in_chromium() {
         let application = text(&c, "#tree-application").await;
         assert!(application.contains("index.php"), "{application}");
         assert!(!application.contains("visits.txt"), "{application}");
+        assert_eq!(unlabelled(&c).await, Vec::<String>::new(), "removal dialog");
         snap(&c, "10-remove-dialog").await;
         click(&c, "#files-app").await;
         click(&c, "main form button[type=submit]").await;
