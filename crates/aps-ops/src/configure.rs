@@ -51,6 +51,15 @@ pub fn configure(
     reconfigure(ctx, opts, &[], reporter)
 }
 
+/// Every check `configure` makes before it changes anything (the instance is ready, each value
+/// valid, with every refused setting listed); returns the ids of the settings that would change.
+/// A form checks its values with it before starting the operation.
+pub fn check(ctx: &Context, opts: &ConfigureOptions) -> Result<Vec<String>, Error> {
+    let loaded = Loaded::load(ctx, &opts.instance)?;
+    require_ready(&loaded, "reconfigured")?;
+    Ok(new_values(ctx, &loaded, opts)?.1)
+}
+
 /// One `configure` operation on `opts.instance` (its lock, journal, `configure configure` and
 /// commit); `globals` names the global settings whose change triggers it (journaled with it),
 /// empty for an administrator's `configure`.

@@ -341,6 +341,34 @@ fn issue_11_install_and_remove_through_the_web_ui_in_chromium() {
         assert_eq!(unlabelled(&c).await, Vec::<String>::new(), "instance page");
         snap(&c, "09-instance").await;
 
+        // Reconfigure: a refused value comes back next to its field, then the change lands.
+        c.goto(&format!("{base}/ui/instances/{id}/configure"))
+            .await
+            .unwrap();
+        wait_for(&c, "#f-title").await;
+        assert!(
+            c.find(Locator::Css("#f-admin_password")).await.is_err(),
+            "an installation-only setting is not reconfigurable"
+        );
+        assert_eq!(
+            unlabelled(&c).await,
+            Vec::<String>::new(),
+            "reconfigure form"
+        );
+        fill(&c, "#f-title", "Reconfigured in Chromium").await;
+        fill(&c, "#f-admin_name", "no spaces allowed").await;
+        click(&c, "main form button[type=submit]").await;
+        wait_for(&c, "#e-admin_name").await;
+        snap(&c, "10-reconfigure-refused").await;
+        assert_eq!(w.show(&id)["settings"]["title"], "Shown in Chromium");
+        fill(&c, "#f-admin_name", "admin2").await;
+        click(&c, "main form button[type=submit]").await;
+        wait_until_done(&c, "the reconfiguration").await;
+        assert_eq!(w.show(&id)["settings"]["admin_name"], "admin2");
+        click(&c, "a.entry").await;
+        wait_for(&c, "h1").await;
+        assert_eq!(text(&c, "h1").await, "Reconfigured in Chromium");
+
         // The removal dialog: the two trees, then "keep the instance's files".
         c.goto(&format!("{base}/ui/instances/{id}/remove"))
             .await
@@ -352,11 +380,11 @@ fn issue_11_install_and_remove_through_the_web_ui_in_chromium() {
         assert!(application.contains("index.php"), "{application}");
         assert!(!application.contains("visits.txt"), "{application}");
         assert_eq!(unlabelled(&c).await, Vec::<String>::new(), "removal dialog");
-        snap(&c, "10-remove-dialog").await;
+        snap(&c, "11-remove-dialog").await;
         click(&c, "#files-app").await;
         click(&c, "main form button[type=submit]").await;
         wait_until_done(&c, "the removal").await;
-        snap(&c, "11-removed").await;
+        snap(&c, "12-removed").await;
         c.close().await.unwrap();
     });
     // What was kept: the instance's own files, not the application's.

@@ -681,12 +681,11 @@ async fn instance(State(app): State<Arc<App>>, user: User, Path(id): Path<String
     }
 }
 
-/// The reconfigure form's settings of instance `id`, with `errors`.
-async fn configure_sections(
+/// The settings (metadata) of instance `id`'s package and its current values.
+async fn configure_data(
     app: &Arc<App>,
     id: String,
-    lang: String,
-) -> Result<(Vec<form::Section>, BTreeMap<String, String>), aps_ops::Error> {
+) -> Result<(Vec<aps_meta::model::SettingNode>, BTreeMap<String, String>), aps_ops::Error> {
     read(app, move |ctx| {
         let details = aps_ops::instance::show(ctx, &id)?;
         let meta = aps_ops::package::load(ctx, &details.view.package.reference)?.meta;
@@ -694,18 +693,25 @@ async fn configure_sections(
             .root_service()
             .map(|s| s.settings.clone())
             .unwrap_or_default();
-        Ok((
-            form::build(
-                &nodes,
-                form::Purpose::Configure,
-                &lang,
-                &details.settings,
-                &BTreeMap::new(),
-            ),
-            details.settings,
-        ))
+        Ok((nodes, details.settings))
     })
     .await
+}
+
+/// The reconfigure page with `values` and `errors`.
+fn configure_page(
+    user: &User,
+    status: StatusCode,
+    id: &str,
+    sections: &[form::Section],
+    flash: Option<&str>,
+) -> Response {
+    page(
+        status,
+        "configure.html",
+        Some(user),
+        json!({"title": format!("Reconfigure {id}"), "instance": id, "sections": sections, "flash": flash}),
+    )
 }
 
 async fn configure_form(
@@ -713,13 +719,18 @@ async fn configure_form(
     user: User,
     Path(id): Path<String>,
 ) -> Response {
-    match configure_sections(&app, id.clone(), user.lang.clone()).await {
-        Ok((sections, _)) => page(
-            StatusCode::OK,
-            "configure.html",
-            Some(&user),
-            json!({"title": format!("Reconfigure {id}"), "instance": id, "sections": sections}),
-        ),
+    match configure_data(&app, id.clone()).await {
+        Ok((nodes, current)) => {
+            let none = BTreeMap::new();
+            let sections = form::build(
+                &nodes,
+                form::Purpose::Configure,
+                &user.lang,
+                &current,
+                &none,
+            );
+            configure_page(&user, StatusCode::OK, &id, &sections, None)
+        }
         Err(e) => error_page(&user, "Reconfigure", &e),
     }
 }
@@ -733,15 +744,51 @@ async fn configure(
     if let Some(refused) = user.refuse(&pairs) {
         return refused;
     }
-    let (sections, current) = match configure_sections(&app, id.clone(), user.lang.clone()).await {
+    let (nodes, current) = match configure_data(&app, id.clone()).await {
         Ok(found) => found,
         Err(e) => return error_page(&user, "Reconfigure", &e),
     };
+    let none = BTreeMap::new();
+    let offered = form::build(
+        &nodes,
+        form::Purpose::Configure,
+        &user.lang,
+        &current,
+        &none,
+    );
     // Only what changed is sent (an unchanged protected or secret value is not re-set).
-    let changed: BTreeMap<String, String> = form::submitted(&pairs, &sections)
+    let changed: BTreeMap<String, String> = form::submitted(&pairs, &offered)
         .into_iter()
         .filter(|(k, v)| current.get(k) != Some(v))
         .collect();
+    // The values are checked first: refusals go back next to their fields.
+    let opts = aps_ops::configure::ConfigureOptions {
+        instance: id.clone(),
+        settings: changed.clone(),
+    };
+    if let Err(e) = read(&app, move |ctx| aps_ops::configure::check(ctx, &opts)).await {
+        let errors: BTreeMap<String, String> = e.refused_settings().iter().cloned().collect();
+        let mut values = current;
+        values.extend(changed);
+        let sections = form::build(
+            &nodes,
+            form::Purpose::Configure,
+            &user.lang,
+            &values,
+            &errors,
+        );
+        let flash = format!("The new values were refused: {}", aps_ops::error::chain(&e));
+        return configure_page(
+            &user,
+            super::api::status_of(&e),
+            &id,
+            &sections,
+            Some(&flash),
+        );
+    }
+    if changed.is_empty() {
+        return Redirect::to(&format!("/ui/instances/{id}")).into_response();
+    }
     started(
         &user,
         "Reconfigure",
