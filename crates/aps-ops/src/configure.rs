@@ -183,7 +183,20 @@ fn new_values(
         .iter()
         .map(|s| (s.setting_id.clone(), s.value.clone()))
         .collect();
-    input.extend(opts.settings.clone());
+    // A secret sent back as the mask `show` prints (a panel saving every field it read) keeps
+    // its value: `***` is never taken as a new password.
+    let masked = |id: &str, value: &str| {
+        value == crate::instance::SECRET_MASK
+            && settings.iter().any(|s| s.id == id && s.kind.is_secret())
+            && input.contains_key(id)
+    };
+    let given: Vec<(String, String)> = opts
+        .settings
+        .iter()
+        .filter(|(id, value)| !masked(id, value))
+        .map(|(id, value)| (id.clone(), value.clone()))
+        .collect();
+    input.extend(given);
     let values = crate::settings::validate(
         ctx,
         loaded.package()?,

@@ -124,7 +124,7 @@ pub fn settings(
             None => s.default_value.clone().unwrap_or_default(),
         };
         let shown = if s.kind.is_secret() && !value.is_empty() {
-            "***".to_owned()
+            crate::instance::SECRET_MASK.to_owned()
         } else {
             value
         };

@@ -326,6 +326,22 @@ impl From<InstanceSummary> for InstanceView {
     }
 }
 
+/// What `show` prints instead of a secret value (and what `configure` takes as "unchanged").
+pub const SECRET_MASK: &str = "***";
+
+/// `Ok` when instance `id` exists and no operation holds it now (`NotFound`, `Busy` otherwise): a
+/// caller that starts an operation in the background answers with it first. The operation takes
+/// the lock itself; this only looks.
+pub fn check_free(ctx: &Context, id: &str) -> Result<(), Error> {
+    ctx.store()?.instances().get(id)?;
+    match crate::lock::try_instance(ctx, id, "check")? {
+        Some(_free) => Ok(()),
+        None => Err(Error::Busy(format!(
+            "instance {id}: another operation runs on it; try again when it has ended"
+        ))),
+    }
+}
+
 /// Every instance.
 pub fn list(ctx: &Context) -> Result<Vec<InstanceView>, Error> {
     Ok(ctx
@@ -400,7 +416,11 @@ pub fn show(ctx: &Context, id: &str) -> Result<InstanceDetails, Error> {
         .map(|s| {
             (
                 s.setting_id,
-                if s.secret { "***".to_owned() } else { s.value },
+                if s.secret {
+                    SECRET_MASK.to_owned()
+                } else {
+                    s.value
+                },
             )
         })
         .collect();

@@ -117,6 +117,21 @@ pub fn list(ctx: &Context, instance: Option<&str>, limit: u32) -> Result<Vec<Job
     Ok(records.into_iter().map(view).collect())
 }
 
+/// The lock of the one service of a home, held while it runs.
+#[derive(Debug)]
+pub struct ServiceLock(#[expect(dead_code, reason = "held for its Drop")] aps_host::lock::OpLock);
+
+/// Takes the home's service lock (`<home>/locks/serve.lock`): a second `apsctl serve` on the same
+/// home is refused before it touches the jobs or the socket of the first.
+pub fn service_lock(ctx: &Context) -> Result<ServiceLock, Error> {
+    aps_host::lock::OpLock::acquire(
+        &ctx.home.locks().join("serve.lock"),
+        &format!("apsctl serve (pid {})", std::process::id()),
+    )
+    .map(ServiceLock)
+    .map_err(|e| Error::Busy(format!("another `apsctl serve` runs on this home: {e}")))
+}
+
 /// Gives every job a dead service left `running` the error body `error`; returns how many. The
 /// operations they ran are the journal's to finish (`apsctl recover`).
 pub fn abandon_running(ctx: &Context, error: &Value) -> Result<usize, Error> {

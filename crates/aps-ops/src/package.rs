@@ -338,17 +338,65 @@ pub struct ImportReport {
     pub warnings: Vec<Finding>,
 }
 
-/// Imports a package received as bytes (an upload): written into apsctl's own staging folder
-/// (a private temporary `.app.zip`), imported like a file, and removed whatever the outcome.
-pub fn import_bytes(ctx: &Context, bytes: &[u8]) -> Result<ImportReport, Error> {
-    let staging = ctx.home.staging();
-    let staged = tempfile::Builder::new()
-        .prefix("upload-")
-        .suffix(".app.zip")
-        .tempfile_in(&staging)
-        .map_err(|e| Error::io(&staging, e))?;
-    fs_err::write(staged.path(), bytes)?;
-    import(ctx, staged.path())
+/// What an upload may be beyond the largest unpacked package (the zip's own headers).
+const UPLOAD_SLACK: u64 = 16 << 20;
+
+/// A package arriving in pieces (an HTTP upload): written as it comes into apsctl's own staging
+/// folder (a private temporary `.app.zip`), refused as soon as it grows past the largest package
+/// (`--max-package-size` plus the zip's headers), imported like a file, and removed whatever the
+/// outcome (also when dropped half-written).
+#[derive(Debug)]
+pub struct Upload {
+    file: tempfile::NamedTempFile,
+    written: u64,
+    limit: u64,
+}
+
+impl Upload {
+    /// A new, empty upload.
+    pub fn begin(ctx: &Context) -> Result<Self, Error> {
+        let staging = ctx.home.staging();
+        let file = tempfile::Builder::new()
+            .prefix("upload-")
+            .suffix(".app.zip")
+            .tempfile_in(&staging)
+            .map_err(|e| Error::io(&staging, e))?;
+        Ok(Self {
+            file,
+            written: 0,
+            limit: ctx
+                .config
+                .archive_limits
+                .max_total_uncompressed
+                .saturating_add(UPLOAD_SLACK),
+        })
+    }
+
+    /// Appends `chunk`; refuses an upload larger than the limit.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        use std::io::Write as _;
+        self.written = self.written.saturating_add(chunk.len() as u64);
+        if self.written > self.limit {
+            return Err(Error::Invalid(format!(
+                "the upload is larger than the largest package apsctl takes ({} bytes; \
+                 --max-package-size sets it)",
+                self.limit
+            )));
+        }
+        self.file
+            .write_all(chunk)
+            .map_err(|e| Error::io(self.file.path(), e))
+    }
+
+    /// Imports what was uploaded (`package import`).
+    pub fn import(self, ctx: &Context) -> Result<ImportReport, Error> {
+        if self.written == 0 {
+            return Err(Error::Invalid(
+                "the upload is empty: send the `.app.zip` itself".into(),
+            ));
+        }
+        import(ctx, self.file.path())
+    }
 }
 
 /// Verifies `file` completely and stores it in the repository (REFERENCE §8.1).

@@ -88,15 +88,16 @@ pub(crate) async fn openapi() -> Response {
     }
 }
 
-/// The `/v1` router (the token layer is added by the caller); a package upload may be
-/// `upload_limit` bytes, every other body axum's default (2 MiB).
-pub(crate) fn v1(upload_limit: usize) -> axum::Router<Arc<App>> {
+/// The `/v1` router (the token layer is added by the caller). A package upload is streamed to
+/// disk and limited there (`aps_ops::package::Upload`); every other body has axum's default
+/// limit (2 MiB).
+pub(crate) fn v1() -> axum::Router<Arc<App>> {
     axum::Router::new()
         .route(
             "/v1/packages",
             get(list_packages)
                 .post(upload_package)
-                .layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+                .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/v1/packages/{reference}", get(show_package))
         .route(
@@ -140,6 +141,29 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     }
 }
 
+/// A query string; one that does not parse is a `400` with API.md's error body.
+pub(crate) struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<S>
+    for Params<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(params)) => Ok(Self(params)),
+            Err(rejection) => Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("the query string: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
 /// An error answer: API.md's status and body.
 pub(crate) struct ApiError(StatusCode, Value);
 
@@ -150,19 +174,6 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
-    /// Its status.
-    pub(crate) fn status(&self) -> StatusCode {
-        self.0
-    }
-
-    /// Its message.
-    pub(crate) fn message(&self) -> String {
-        self.1["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
     /// A `500` for what went wrong in the service itself.
     pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         error_response(
@@ -274,8 +285,8 @@ pub(crate) async fn read(
 }
 
 /// `202 {"operation": OPID}` for a job just started, or why it could not start.
-fn accepted(started: Result<String, ApiError>) -> Response {
-    match started {
+fn accepted(started: start::Started) -> Response {
+    match started.map_err(ApiError::from) {
         Ok(operation) => (StatusCode::ACCEPTED, Json(Accepted { operation })).into_response(),
         Err(e) => e.into_response(),
     }
@@ -292,12 +303,22 @@ async fn list_packages(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiEr
 #[utoipa::path(post, path = "/v1/packages", request_body(content = Vec<u8>, content_type = "application/zip", description = "the `.app.zip` itself"), responses((status = 201, description = "the `package import --json` object"), (status = 400, description = "the package was refused (the findings are in the message)")))]
 async fn upload_package(
     State(app): State<Arc<App>>,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let json = read(app, move |ctx| {
-        value(&aps_ops::package::import_bytes(ctx, &body)?)
-    })
-    .await?;
+    use futures_util::StreamExt as _;
+    let mut upload = aps_ops::package::Upload::begin(&app.ctx)?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("the upload did not arrive whole: {e}"),
+            )
+        })?;
+        tokio::task::block_in_place(|| upload.write(&chunk))?;
+    }
+    let json = read(app, move |ctx| value(&upload.import(ctx)?)).await?;
     Ok((StatusCode::CREATED, json))
 }
 
@@ -546,7 +567,7 @@ struct RemoveQuery {
 async fn remove(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Query(q): Query<RemoveQuery>,
+    Params(q): Params<RemoveQuery>,
 ) -> Response {
     let files = match q.files.as_deref() {
         Some("all") => aps_ops::report::FileChoice::All,
@@ -751,7 +772,7 @@ struct OperationsQuery {
 #[utoipa::path(get, path = "/v1/operations", params(OperationsQuery), responses((status = 200, description = "`{\"operations\": […]}`: the service's operations (running and ended, kept in the store), newest first")))]
 async fn list_operations(
     State(app): State<Arc<App>>,
-    Query(q): Query<OperationsQuery>,
+    Params(q): Params<OperationsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(50).min(1000);
     let live = Arc::clone(&app);

@@ -47,6 +47,8 @@ struct Live {
     instance: Option<String>,
     started_at: i64,
     progress: JobProgress,
+    /// The outcome of an ended job the store did not take: state, result, error body.
+    unrecorded: Option<(&'static str, Option<Value>, Option<Value>)>,
 }
 
 /// The running jobs of this service.
@@ -58,20 +60,29 @@ pub(crate) struct Jobs {
 }
 
 impl Jobs {
-    /// Job `id` while it runs in this service, as API.md's operation object.
+    /// Job `id` while it runs in this service (or ended without the store taking its outcome),
+    /// as API.md's operation object.
     pub fn running(&self, id: &str) -> Option<aps_ops::jobs::JobView> {
         let live = self.lock().get(id).cloned()?;
+        let (state, result, error) = live.unrecorded.unwrap_or(("running", None, None));
         Some(aps_ops::jobs::JobView {
             operation: id.to_owned(),
             kind: live.kind,
             instance: live.instance,
-            state: "running",
+            state,
             progress: serde_json::to_value(&live.progress).unwrap_or(Value::Null),
-            result: None,
-            error: None,
+            result,
+            error,
             started_at: live.started_at,
             ended_at: None,
         })
+    }
+
+    /// Whether a job of `kind` runs now.
+    pub fn runs_kind(&self, kind: &str) -> bool {
+        self.lock()
+            .values()
+            .any(|live| live.kind == kind && live.unrecorded.is_none())
     }
 
     /// How many jobs run now.
@@ -108,6 +119,7 @@ pub(crate) fn abandon(app: &App, body: &Value) -> usize {
         .jobs
         .lock()
         .iter()
+        .filter(|(_, live)| live.unrecorded.is_none())
         .map(|(id, live)| {
             (
                 id.clone(),
@@ -129,23 +141,30 @@ pub(crate) type Outcome = Result<Value, aps_ops::Error>;
 
 /// Starts `work` as job `kind` on `instance`: records it in the store, runs it on the blocking
 /// pool and answers its id at once (or the error of recording it).
+///
+/// The recording and the start are one spawned task, so a client that goes away while the job is
+/// being recorded cannot leave a recorded job that never runs.
 pub(crate) async fn spawn(
     app: &Arc<App>,
     kind: &str,
     instance: Option<String>,
     work: impl FnOnce(&aps_ops::Context, &dyn aps_ops::Reporter) -> Outcome + Send + 'static,
-) -> Result<String, super::api::ApiError> {
-    let started = {
-        let app = Arc::clone(app);
-        let kind = kind.to_owned();
-        let instance = instance.clone();
-        tokio::task::spawn_blocking(move || {
-            aps_ops::jobs::start(&app.ctx, &kind, instance.as_deref())
-        })
+) -> Result<String, aps_ops::Error> {
+    let app = Arc::clone(app);
+    let kind = kind.to_owned();
+    tokio::task::spawn_blocking(move || start_blocking(&app, &kind, instance, work))
         .await
-        .map_err(super::api::ApiError::internal)??
-    };
-    let id = started;
+        .map_err(|e| aps_ops::Error::Failed(format!("the service: {e}")))?
+}
+
+/// [`spawn`] on the blocking pool: records the job, then runs it on a thread of its own pool.
+fn start_blocking(
+    app: &Arc<App>,
+    kind: &str,
+    instance: Option<String>,
+    work: impl FnOnce(&aps_ops::Context, &dyn aps_ops::Reporter) -> Outcome + Send + 'static,
+) -> Result<String, aps_ops::Error> {
+    let id = aps_ops::jobs::start(&app.ctx, kind, instance.as_deref())?;
     app.jobs.lock().insert(
         id.clone(),
         Live {
@@ -153,28 +172,45 @@ pub(crate) async fn spawn(
             instance,
             started_at: millis(app.ctx.env.now()),
             progress: JobProgress::default(),
+            unrecorded: None,
         },
     );
     app.jobs.running.fetch_add(1, Ordering::SeqCst);
     tracing::info!(operation = %id, kind, "operation started");
     let app = Arc::clone(app);
     let job = id.clone();
-    tokio::task::spawn_blocking(move || {
+    let handle = tokio::runtime::Handle::current();
+    handle.spawn_blocking(move || {
         let reporter = JobReporter {
             app: &app,
             id: &job,
         };
-        let outcome = work(&app.ctx, &reporter);
-        record_outcome(&app, &job, &outcome);
-        app.jobs.lock().remove(&job);
+        // A panic in an operation is a failed job, never one left `running`.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            work(&app.ctx, &reporter)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(aps_ops::Error::Failed(format!(
+                "the operation stopped on an internal error ({what}); `apsctl recover` finishes or undoes it"
+            )))
+        });
+        if record_outcome(&app, &job, &outcome) {
+            app.jobs.lock().remove(&job);
+        }
         app.jobs.running.fetch_sub(1, Ordering::SeqCst);
         app.jobs.idle.notify_waiters();
     });
     Ok(id)
 }
 
-/// Writes the outcome of job `id` into the store (and the log).
-fn record_outcome(app: &App, id: &str, outcome: &Outcome) {
+/// Writes the outcome of job `id` into the store (and the log); `false` when the store refused
+/// it: the job then keeps its outcome in this service's table, so it is never seen `running`.
+fn record_outcome(app: &App, id: &str, outcome: &Outcome) -> bool {
     let progress = app.jobs.lock().get(id).map_or(Value::Null, |live| {
         serde_json::to_value(&live.progress).unwrap_or(Value::Null)
     });
@@ -184,16 +220,25 @@ fn record_outcome(app: &App, id: &str, outcome: &Outcome) {
             let instance = result.get("instance").and_then(Value::as_str);
             let end = aps_ops::jobs::JobEnd::Succeeded(result);
             aps_ops::jobs::finish(&app.ctx, id, &end, &progress, instance)
+                .map_err(|e| (e, ("succeeded", Some(result.clone()), None)))
         }
         Err(e) => {
             let body = super::api::error_body(e);
             tracing::warn!(operation = %id, error = %body["error"]["message"], "operation failed");
             let end = aps_ops::jobs::JobEnd::Failed(&body);
             aps_ops::jobs::finish(&app.ctx, id, &end, &progress, None)
+                .map_err(|e| (e, ("failed", None, Some(body.clone()))))
         }
     };
-    if let Err(e) = recorded {
-        tracing::error!(operation = %id, error = %aps_ops::error::chain(&e), "cannot record the operation's outcome");
+    match recorded {
+        Ok(()) => true,
+        Err((e, outcome)) => {
+            tracing::error!(operation = %id, error = %aps_ops::error::chain(&e), "cannot record the operation's outcome");
+            if let Some(live) = app.jobs.lock().get_mut(id) {
+                live.unrecorded = Some(outcome);
+            }
+            false
+        }
     }
 }
 

@@ -15,7 +15,10 @@
 //!   `failed` outcome saying so, and the process exits with it unfinished: its journal is
 //!   `recover`'s to finish or undo (systemd's stop kills what its scripts left).
 //!
-//! - The backup schedules that are due run every minute, as jobs.
+//! - The backup schedules that are due run every minute, as jobs (one at a time).
+//! - One service per home (`<home>/locks/serve.lock`). At start it gives the jobs a dead service
+//!   left `running` their `failed` outcome, then recovers interrupted operations as `apsctl
+//!   recover` does.
 //!
 //! - Logs go through `tracing` (text, or JSON lines with `--log json`): one line per request
 //!   (method, path without the query, status, time) and per operation; no header, body or
@@ -37,9 +40,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::output::Printer;
-
-/// What an upload may be beyond the largest unpacked package (zip headers of a stored archive).
-const UPLOAD_SLACK: usize = 16 << 20;
 
 /// What `serve` needs.
 #[derive(Debug)]
@@ -74,6 +74,7 @@ pub fn openapi_json() -> anyhow::Result<String> {
 /// Runs the service until SIGTERM.
 pub fn run(ctx: aps_ops::Context, opts: &ServeOptions, out: &Printer) -> anyhow::Result<()> {
     log::init(opts.json_log);
+    let _service = aps_ops::jobs::service_lock(&ctx)?;
     let token = token(&opts.token_file, out)?;
     // A service that died left its running jobs without an outcome: they get one now (their
     // operations are the journal's, which `recover` finishes).
@@ -86,6 +87,18 @@ pub fn run(ctx: aps_ops::Context, opts: &ServeOptions, out: &Printer) -> anyhow:
     )?;
     if abandoned > 0 {
         tracing::warn!(abandoned, "operations of a stopped service marked failed");
+    }
+    // Then what they (or a crashed CLI) left half done is finished or undone, as `apsctl
+    // recover` does; an operation whose lock a live process holds is left alone.
+    match aps_ops::recover::recover(&ctx, &aps_ops::report::Silent) {
+        Ok(recovered) => {
+            for r in &recovered {
+                tracing::warn!(operation = r.operation, kind = %r.kind, instance = ?r.instance, outcome = %r.outcome, "recovered an interrupted operation");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %aps_ops::error::chain(&e), "cannot recover interrupted operations");
+        }
     }
     let app = Arc::new(App {
         ctx,
@@ -110,10 +123,7 @@ async fn serve(
     grace: std::time::Duration,
     out: &Printer,
 ) -> anyhow::Result<()> {
-    let upload_limit = usize::try_from(app.ctx.config.archive_limits.max_total_uncompressed)
-        .unwrap_or(usize::MAX)
-        .saturating_add(UPLOAD_SLACK);
-    let v1 = api::v1(upload_limit)
+    let v1 = api::v1()
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             require_token,
@@ -122,7 +132,9 @@ async fn serve(
     let router = axum::Router::new()
         .route("/openapi.json", axum::routing::get(api::openapi))
         .merge(v1)
-        .merge(ui::router(upload_limit).with_state(app.clone()))
+        .merge(ui::router().with_state(app.clone()))
+        .fallback(fallback)
+        .with_state(app.clone())
         .layer(axum::middleware::from_fn(log::request));
     tokio::spawn(run_schedules(app.clone()));
     let shutdown = async {
@@ -187,6 +199,10 @@ async fn run_schedules(app: Arc<App>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
+        // A run longer than the tick is not joined by a second one.
+        if app.jobs.runs_kind("schedule") {
+            continue;
+        }
         let probe = Arc::clone(&app);
         let due =
             tokio::task::spawn_blocking(move || aps_ops::schedule::due_count(&probe.ctx)).await;
@@ -207,8 +223,8 @@ async fn run_schedules(app: Arc<App>) {
             serde_json::to_value(&runs).map_err(|e| aps_ops::Error::Failed(e.to_string()))
         })
         .await;
-        if started.is_err() {
-            tracing::error!("cannot start the due backup schedules");
+        if let Err(e) = started {
+            tracing::error!(error = %aps_ops::error::chain(&e), "cannot start the due backup schedules");
         }
     }
 }
@@ -234,24 +250,47 @@ fn token(file: &Path, out: &Printer) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// `401` unless the request carries the bearer token.
-async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+/// Whether `request` carries the bearer token.
+fn authorized(app: &App, request: &Request) -> bool {
     let given = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), app.token.as_bytes()) {
+    constant_time_eq(given.as_bytes(), app.token.as_bytes())
+}
+
+fn unauthorized() -> Response {
+    api::error_response(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid `Authorization: Bearer <token>` header is needed",
+    )
+    .into_response()
+}
+
+/// `401` unless the request carries the bearer token.
+async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if authorized(&app, &request) {
         next.run(request).await
     } else {
-        api::error_response(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid `Authorization: Bearer <token>` header is needed",
-        )
-        .into_response()
+        unauthorized()
     }
+}
+
+/// A path no route has: under `/v1`, `401` without the token (as every `/v1` request) and a JSON
+/// `404` with it; elsewhere a plain `404`.
+async fn fallback(State(app): State<Arc<App>>, request: Request) -> Response {
+    let path = request.uri().path();
+    if path != "/v1" && !path.starts_with("/v1/") {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    if !authorized(&app, &request) {
+        return unauthorized();
+    }
+    let message = format!("no endpoint `{} {path}`", request.method());
+    api::error_response(StatusCode::NOT_FOUND, "not_found", &message).into_response()
 }
 
 /// `bytes` random bytes as lowercase hex (tokens, session ids).

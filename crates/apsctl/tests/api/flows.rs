@@ -27,11 +27,11 @@ fn hello(w: &World) -> Vec<u8> {
     fs_err::read(&zip).unwrap()
 }
 
-/// The refused settings' ids of a failed operation, sorted.
-fn refused(op: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = op["error"]["error"]["details"]
+/// The refused settings' ids of an error body, sorted.
+fn refused(body: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = body["error"]["details"]
         .as_array()
-        .unwrap_or_else(|| panic!("no details: {op}"))
+        .unwrap_or_else(|| panic!("no details: {body}"))
         .iter()
         .map(|d| {
             assert!(!d["message"].as_str().unwrap().is_empty(), "{d}");
@@ -89,8 +89,8 @@ fn issue_11_hello_is_uploaded_installed_backed_up_restored_migrated_and_removed(
         "{missing}"
     );
 
-    // Every refused value is listed by its id; nothing is installed.
-    let op = api.operation(
+    // Every refused value is listed by its id, at once (400); nothing is installed.
+    let (status, body) = api.call(
         "POST",
         "/v1/instances",
         Some(
@@ -99,23 +99,20 @@ fn issue_11_hello_is_uploaded_installed_backed_up_restored_migrated_and_removed(
             "settings": {"admin_name": "bad name!", "admin_password": "short"}}),
         ),
     );
-    assert_eq!(op["state"], "failed", "{op}");
-    assert_eq!(op["error"]["error"]["kind"], "invalid", "{op}");
-    assert_eq!(refused(&op), ["admin_name", "admin_password"], "{op}");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["kind"], "invalid", "{body}");
+    assert_eq!(refused(&body), ["admin_name", "admin_password"], "{body}");
     // The licence must be accepted.
-    let op = api.operation(
+    let (status, body) = api.call(
         "POST",
         "/v1/instances",
         Some(&json!({"package": reference, "site": "site",
             "settings": {"admin_password": SECRET}})),
     );
-    assert_eq!(op["state"], "failed", "{op}");
+    assert_eq!(status, 400, "{body}");
     assert!(
-        op["error"]["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("licen"),
-        "{op}"
+        body["error"]["message"].as_str().unwrap().contains("licen"),
+        "{body}"
     );
     assert!(w.instances().is_empty());
     // A body that is not the install object: 400 with the error body.
@@ -260,7 +257,11 @@ fn issue_11_hello_is_uploaded_installed_backed_up_restored_migrated_and_removed(
     let api = Service::start_with(&w, &["--log", "json"]);
     let (status, op) = api.call("GET", &format!("/v1/operations/{first}"), None);
     assert_eq!(status, 200, "{op}");
-    assert_eq!(op["state"], "failed", "{op}");
+    assert_eq!(
+        (&op["kind"], &op["state"]),
+        (&json!("install"), &json!("succeeded")),
+        "{op}"
+    );
     let (status, ops) = api.call("GET", "/v1/operations?limit=1000", None);
     assert_eq!(status, 200);
     assert_eq!(ops, all, "the same operations after a restart");
@@ -382,6 +383,22 @@ fn issue_11_concurrent_reads_and_the_cli_while_an_install_runs() {
     let op = api.wait(&opid);
     assert_eq!(op["state"], "succeeded", "{op}");
     assert_eq!(w.instances().len(), 2);
+    // An instance an operation holds: 423 at once for the next one.
+    let id = op["result"]["instance"].as_str().unwrap().to_owned();
+    let (status, first) = api.call(
+        "POST",
+        &format!("/v1/instances/{id}/configure"),
+        Some(&json!({"settings": {"title": "one"}})),
+    );
+    assert_eq!(status, 202, "{first}");
+    let (status, second) = api.call("POST", &format!("/v1/instances/{id}/disable"), None);
+    assert_eq!(
+        (status, &second["error"]["kind"]),
+        (423, &json!("busy")),
+        "{second}"
+    );
+    let op = api.wait(first["operation"].as_str().unwrap());
+    assert_eq!(op["state"], "succeeded", "{op}");
     assert!(!api.log_text().contains("locked"), "{}", api.log_text());
 }
 

@@ -95,16 +95,48 @@ fn issue_11_operations_are_jobs_polled_to_their_outcome() {
     assert_eq!(status, 200);
     assert_eq!(shown["instance"], id.as_str());
 
-    let op = api.operation(
+    // Refused settings are refused at once (400), each in `details`; no job is started.
+    let (status, body) = api.call(
         "POST",
         &format!("/v1/instances/{id}/configure"),
         Some(&json!({"settings": {"nope": "x"}})),
     );
-    assert_eq!(op["state"], "failed", "{op}");
-    assert_eq!(op["error"]["error"]["kind"], "invalid", "{op}");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["kind"], "invalid", "{body}");
+    assert_eq!(body["error"]["details"][0]["setting"], "nope", "{body}");
+    // An unknown instance: 404 at once.
+    let (status, body) = api.call(
+        "POST",
+        "/v1/instances/999/configure",
+        Some(&json!({"settings": {"title": "x"}})),
+    );
     assert_eq!(
-        op["error"]["error"]["details"][0]["setting"], "nope",
-        "{op}"
+        (status, &body["error"]["kind"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+    // Unknown paths and bad query strings answer API.md's error body too.
+    let (status, body) = api.call("GET", "/v1/nope", None);
+    assert_eq!(
+        (status, &body["error"]["kind"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
+    let (status, body) = api.call_as(None, "GET", "/v1/nope", None);
+    assert_eq!(
+        (status, &body["error"]["kind"]),
+        (401, &json!("unauthorized")),
+        "{body}"
+    );
+    let (status, body) = api.call(
+        "DELETE",
+        &format!("/v1/instances/{id}?files=all&force=1"),
+        None,
+    );
+    assert_eq!(
+        (status, &body["error"]["kind"]),
+        (400, &json!("invalid")),
+        "{body}"
     );
 
     let (status, body) = api.call("DELETE", &format!("/v1/instances/{id}"), None);

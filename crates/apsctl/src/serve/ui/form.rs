@@ -10,7 +10,8 @@
 //!   to the fields by setting id.
 //! - A setting's `regex` is shown as a hint, not put in `pattern`: APS patterns match anywhere
 //!   unless anchored, HTML patterns must match the whole value.
-//! - `hidden` settings (type or visibility) are not shown and keep their defaults; `static-text`
+//! - `hidden` settings (type or visibility) and `value-of-setting` ones (copied from another
+//!   setting) are not shown and keep their defaults or copies; `static-text`
 //!   is shown as text. In the reconfigure form, installation-only settings are absent and
 //!   protected ones are read-only. A password is never written into a page: its field starts
 //!   empty, and an empty password in the reconfigure form means "unchanged".
@@ -163,7 +164,11 @@ fn field(
     values: &BTreeMap<String, String>,
     errors: &BTreeMap<String, String>,
 ) -> Option<Field> {
-    if setting.visibility_hidden || matches!(setting.kind, SettingType::Hidden) {
+    // A `value-of-setting` value is copied from another setting: nobody types it.
+    if setting.visibility_hidden
+        || matches!(setting.kind, SettingType::Hidden)
+        || setting.value_of_setting.is_some()
+    {
         return None;
     }
     if purpose == Purpose::Configure && setting.installation_only {

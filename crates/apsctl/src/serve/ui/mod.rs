@@ -75,7 +75,7 @@ impl Sessions {
 }
 
 /// The UI's routes.
-pub(crate) fn router(upload_limit: usize) -> Router<Arc<App>> {
+pub(crate) fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/", get(instances))
         .route("/ui/login", get(login_form).post(login))
@@ -86,7 +86,7 @@ pub(crate) fn router(upload_limit: usize) -> Router<Arc<App>> {
             "/ui/packages",
             get(packages)
                 .post(upload)
-                .layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+                .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
             "/ui/packages/{reference}/install",
@@ -119,6 +119,8 @@ async fn security_headers(mut response: Response) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+    // Pages hold CSRF tokens and tenants' data: never kept by a cache.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -271,12 +273,7 @@ async fn read<T: Send + 'static>(
 fn started(user: &User, title: &str, job: start::Started) -> Response {
     match job {
         Ok(id) => Redirect::to(&format!("/ui/operations/{id}")).into_response(),
-        Err(e) => page(
-            e.status(),
-            "operations.html",
-            Some(user),
-            json!({"title": title, "flash": e.message(), "operations": []}),
-        ),
+        Err(e) => error_page(user, title, &e),
     }
 }
 
@@ -362,6 +359,12 @@ struct EntryLink {
     url: String,
 }
 
+/// Whether `url` is an `http(s)://` address (what a page may link to from package metadata).
+fn is_web_url(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
+}
+
 /// The entry points of the root service of `meta` under instance URL `url`.
 fn entry_points(meta: &aps_meta::model::Package, url: &str, lang: &str) -> Vec<EntryLink> {
     let Some(service) = meta.root_service() else {
@@ -439,30 +442,46 @@ async fn packages_page(
 }
 
 async fn upload(State(app): State<Arc<App>>, user: User, mut multipart: Multipart) -> Response {
-    let mut csrf = String::new();
-    let mut bytes = None;
+    // The form puts `csrf` before the file: the token is checked before a byte is written.
+    let mut csrf_ok = false;
+    let mut upload = None;
     loop {
-        match multipart.next_field().await {
-            Ok(Some(field)) => match field.name() {
-                Some("csrf") => csrf = field.text().await.unwrap_or_default(),
-                Some("package") => bytes = field.bytes().await.ok(),
-                _ => {}
-            },
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) => {
                 let flash = format!("the upload did not arrive whole: {e}");
                 return packages_page(&app, &user, StatusCode::BAD_REQUEST, Some(flash)).await;
             }
+        };
+        match field.name() {
+            Some("csrf") => {
+                let given = field.text().await.unwrap_or_default();
+                if let Some(refused) = user.refuse(&[("csrf".to_owned(), given)]) {
+                    return refused;
+                }
+                csrf_ok = true;
+            }
+            Some("package") if csrf_ok => match receive(&app, field).await {
+                Ok(received) => upload = Some(received),
+                Err(e) => {
+                    let flash = format!("the package was refused: {}", aps_ops::error::chain(&e));
+                    return packages_page(&app, &user, StatusCode::BAD_REQUEST, Some(flash)).await;
+                }
+            },
+            _ => {}
         }
     }
-    if let Some(refused) = user.refuse(&[("csrf".to_owned(), csrf)]) {
-        return refused;
+    if !csrf_ok {
+        return user
+            .refuse(&[])
+            .unwrap_or_else(|| StatusCode::FORBIDDEN.into_response());
     }
-    let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
+    let Some(upload) = upload else {
         let flash = "choose a package file (`.app.zip`) to upload".to_owned();
         return packages_page(&app, &user, StatusCode::BAD_REQUEST, Some(flash)).await;
     };
-    match read(&app, move |ctx| aps_ops::package::import_bytes(ctx, &bytes)).await {
+    match read(&app, move |ctx| upload.import(ctx)).await {
         Ok(imported) => Redirect::to(&format!(
             "/ui/packages/{}/install",
             imported.summary.package
@@ -471,6 +490,25 @@ async fn upload(State(app): State<Arc<App>>, user: User, mut multipart: Multipar
         Err(e) => {
             let flash = format!("the package was refused: {}", aps_ops::error::chain(&e));
             packages_page(&app, &user, StatusCode::BAD_REQUEST, Some(flash)).await
+        }
+    }
+}
+
+/// Streams the file field of the upload form into an [`aps_ops::package::Upload`].
+async fn receive(
+    app: &Arc<App>,
+    mut field: axum::extract::multipart::Field<'_>,
+) -> Result<aps_ops::package::Upload, aps_ops::Error> {
+    let mut upload = aps_ops::package::Upload::begin(&app.ctx)?;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => tokio::task::block_in_place(|| upload.write(&chunk))?,
+            Ok(None) => return Ok(upload),
+            Err(e) => {
+                return Err(aps_ops::Error::Invalid(format!(
+                    "the upload did not arrive whole: {e}"
+                )));
+            }
         }
     }
 }
@@ -520,7 +558,8 @@ fn install_page(
     let license = service.and_then(|s| s.license.as_ref()).map(|l| {
         json!({
             "name": l.text_name,
-            "url": l.text_url,
+            // Only a web address becomes a link (never `javascript:` or `data:`).
+            "url": l.text_url.as_deref().filter(|u| is_web_url(u)),
             "must_accept": l.must_accept,
             "text": service.and_then(|s| data.package.license_texts.get(&s.id)),
         })
@@ -606,7 +645,7 @@ async fn install(
         path: last(&pairs, "path").unwrap_or_default().trim().to_owned(),
         db_server: last(&pairs, "db_server").unwrap_or_default().to_owned(),
     };
-    let opts = |mode| aps_ops::install::InstallOptions {
+    let opts = aps_ops::install::InstallOptions {
         package: reference.clone(),
         site: chosen.site.clone(),
         path: (!chosen.path.is_empty()).then(|| chosen.path.clone()),
@@ -617,38 +656,34 @@ async fn install(
         db_server: (!chosen.db_server.is_empty()).then(|| chosen.db_server.clone()),
         table_prefixes: BTreeMap::new(),
         shared_databases: BTreeMap::new(),
-        mode,
+        mode: aps_ops::install::RunMode::Apply,
     };
-    // Every check of the install, without changing anything: refusals go back to the form.
-    let plan = opts(aps_ops::install::RunMode::DryRun);
-    let checked = read(&app, move |ctx| {
-        aps_ops::install::install(ctx, &plan, &aps_ops::report::Silent)
-    })
-    .await;
-    if let Err(e) = checked {
-        let mut errors: BTreeMap<String, String> = e.refused_settings().iter().cloned().collect();
-        let message = aps_ops::error::chain(&e);
-        if errors.is_empty() {
-            let key = if message.to_ascii_lowercase().contains("licen") {
-                LICENSE_ERROR
-            } else {
-                WHERE_ERROR
-            };
-            errors.insert(key.to_owned(), message.clone());
+    // `start::install` makes every check of the install first: its refusals go back to the form.
+    match start::install(&app, opts).await {
+        Ok(id) => Redirect::to(&format!("/ui/operations/{id}")).into_response(),
+        Err(e) => {
+            let mut errors: BTreeMap<String, String> =
+                e.refused_settings().iter().cloned().collect();
+            let message = aps_ops::error::chain(&e);
+            if errors.is_empty() {
+                let key = if message.to_ascii_lowercase().contains("licen") {
+                    LICENSE_ERROR
+                } else {
+                    WHERE_ERROR
+                };
+                errors.insert(key.to_owned(), message.clone());
+            }
+            install_page(
+                &user,
+                super::api::status_of(&e),
+                &data,
+                &chosen,
+                &settings,
+                &errors,
+                Some(&format!("The install was refused: {message}")),
+            )
         }
-        let status = super::api::status_of(&e);
-        return install_page(
-            &user,
-            status,
-            &data,
-            &chosen,
-            &settings,
-            &errors,
-            Some(&format!("The install was refused: {message}")),
-        );
     }
-    let job = start::install(&app, opts(aps_ops::install::RunMode::Apply)).await;
-    started(&user, "Install", job)
 }
 
 /// An instance with what its page needs.
@@ -761,39 +796,33 @@ async fn configure(
         .into_iter()
         .filter(|(k, v)| current.get(k) != Some(v))
         .collect();
-    // The values are checked first: refusals go back next to their fields.
-    let opts = aps_ops::configure::ConfigureOptions {
-        instance: id.clone(),
-        settings: changed.clone(),
-    };
-    if let Err(e) = read(&app, move |ctx| aps_ops::configure::check(ctx, &opts)).await {
-        let errors: BTreeMap<String, String> = e.refused_settings().iter().cloned().collect();
-        let mut values = current;
-        values.extend(changed);
-        let sections = form::build(
-            &nodes,
-            form::Purpose::Configure,
-            &user.lang,
-            &values,
-            &errors,
-        );
-        let flash = format!("The new values were refused: {}", aps_ops::error::chain(&e));
-        return configure_page(
-            &user,
-            super::api::status_of(&e),
-            &id,
-            &sections,
-            Some(&flash),
-        );
-    }
     if changed.is_empty() {
         return Redirect::to(&format!("/ui/instances/{id}")).into_response();
     }
-    started(
-        &user,
-        "Reconfigure",
-        start::configure(&app, id, changed).await,
-    )
+    // `start::configure` checks the values first: refusals go back next to their fields.
+    match start::configure(&app, id.clone(), changed.clone()).await {
+        Ok(job) => Redirect::to(&format!("/ui/operations/{job}")).into_response(),
+        Err(e) => {
+            let errors: BTreeMap<String, String> = e.refused_settings().iter().cloned().collect();
+            let mut values = current;
+            values.extend(changed);
+            let sections = form::build(
+                &nodes,
+                form::Purpose::Configure,
+                &user.lang,
+                &values,
+                &errors,
+            );
+            let flash = format!("The new values were refused: {}", aps_ops::error::chain(&e));
+            configure_page(
+                &user,
+                super::api::status_of(&e),
+                &id,
+                &sections,
+                Some(&flash),
+            )
+        }
+    }
 }
 
 async fn remove_form(State(app): State<Arc<App>>, user: User, Path(id): Path<String>) -> Response {
@@ -821,9 +850,16 @@ async fn remove(
     if let Some(refused) = user.refuse(&pairs) {
         return refused;
     }
+    // Seed 003 sub-step 3.2: the user's choice, never a default.
     let files = match last(&pairs, "files") {
         Some("all") => aps_ops::report::FileChoice::All,
-        _ => aps_ops::report::FileChoice::App,
+        Some("app") => aps_ops::report::FileChoice::App,
+        _ => {
+            let e = aps_ops::Error::Invalid(
+                "choose which files to remove: all of them, or only the application's".into(),
+            );
+            return error_page(&user, "Remove", &e);
+        }
     };
     let opts = aps_ops::remove::RemoveOptions {
         instance: id,
