@@ -279,3 +279,84 @@ fn issue_11_openapi_completions_and_man_pages_for_admins() {
     }
     assert_eq!(api.stop(), Some(0));
 }
+
+/// An upload larger than the largest package (`--max-package-size` plus the zip's headers) is
+/// refused while it arrives (400, the limit named) and leaves nothing in the staging folder.
+#[test]
+fn issue_11_an_oversized_upload_is_refused_and_leaves_nothing() {
+    let w = World::new(1106);
+    let api = Service::start_with(&w, &["--max-package-size", "1000"]);
+    let (status, body) = api.upload(&vec![0u8; 17 << 20]);
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("--max-package-size"), "{message}");
+    let staging: Vec<_> = fs_err::read_dir(w.home.join("staging"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(staging.is_empty(), "left in staging: {staging:?}");
+    assert_eq!(
+        api.call("GET", "/v1/packages", None).1,
+        json!({"packages": []})
+    );
+    assert_eq!(api.stop(), Some(0));
+}
+
+/// A secret is shown as `***`, and a panel that sends every value it read back (`***` included)
+/// keeps the secret: the configuration script still gets the real one.
+#[test]
+fn issue_11_secrets_are_masked_and_the_mask_never_replaces_them() {
+    let w = World::new(1107);
+    let tenant = w.tenant("a");
+    w.site(&tenant, "site");
+    let package = Package {
+        name: "keyed",
+        language: "sh",
+        configure: "#!/bin/sh\nprintf '%s' \"$SETTINGS_api_key\" > \"$WEB___DIR/key.txt\"\n",
+        sqlite: false,
+    };
+    let meta = package.meta_xml().replace(
+        "<setting id=\"title\" type=\"string\" default-value=\"Hello\"><name>Title</name></setting>",
+        "<setting id=\"title\" type=\"string\" default-value=\"Hello\"><name>Title</name></setting>\n      \
+         <setting id=\"api_key\" type=\"password\" min-length=\"8\"><name>API key</name></setting>",
+    );
+    assert!(meta.contains("api_key"));
+    let zip = w.dir.join("keyed.app.zip");
+    aps_test_support::PackageBuilder::new()
+        .app_meta(meta)
+        .file("htdocs/index.html", "<h1>keyed</h1>\n")
+        .file("scripts/configure", package.configure)
+        .write(&zip)
+        .unwrap();
+    let api = Service::start(&w);
+    let (status, imported) = api.upload(&fs_err::read(&zip).unwrap());
+    assert_eq!(status, 201, "{imported}");
+    let key = "Real-s3cret-key";
+    let op = api.operation(
+        "POST",
+        "/v1/instances",
+        Some(&json!({"package": imported["package"], "site": "site",
+            "settings": {"api_key": key}})),
+    );
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let id = op["result"]["instance"].as_str().unwrap().to_owned();
+    let (_, shown) = api.call("GET", &format!("/v1/instances/{id}"), None);
+    assert_eq!(shown["settings"]["api_key"], "***", "{shown}");
+    let root = std::path::PathBuf::from(shown["root"].as_str().unwrap());
+    assert_eq!(fs_err::read_to_string(root.join("key.txt")).unwrap(), key);
+    // Everything read sent back, one value changed.
+    let mut settings = shown["settings"].clone();
+    settings["title"] = json!("Changed");
+    let op = api.operation(
+        "POST",
+        &format!("/v1/instances/{id}/configure"),
+        Some(&json!({ "settings": settings })),
+    );
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(op["result"]["changed"], json!(["title"]), "{op}");
+    assert_eq!(fs_err::read_to_string(root.join("key.txt")).unwrap(), key);
+    let (_, all) = api.call("GET", "/v1/operations?limit=100", None);
+    assert!(!all.to_string().contains(key), "{all}");
+    assert!(!api.log_text().contains(key));
+    assert_eq!(api.stop(), Some(0));
+}

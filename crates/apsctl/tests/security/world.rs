@@ -127,7 +127,7 @@ pub struct Package<'a> {
 }
 
 impl Package<'_> {
-    fn meta_xml(&self) -> String {
+    pub fn meta_xml(&self) -> String {
         let Package { name, language, .. } = *self;
         let requirements = if self.sqlite {
             r#"<requirements xmlns:db="http://apstandard.com/ns/1/db">
