@@ -14,15 +14,20 @@
 //!   back themselves) for up to `--grace` seconds, exit 0. A job still running then gets its
 //!   `failed` outcome saying so, and the process exits with it unfinished: its journal is
 //!   `recover`'s to finish or undo (systemd's stop kills what its scripts left).
-//!
 //! - The backup schedules that are due run every minute, as jobs (one at a time).
 //! - One service per home (`<home>/locks/serve.lock`). At start it gives the jobs a dead service
 //!   left `running` their `failed` outcome, then recovers interrupted operations as `apsctl
-//!   recover` does.
-//!
+//!   recover` does (an operation whose lock a live process holds is left alone).
 //! - Logs go through `tracing` (text, or JSON lines with `--log json`): one line per request
 //!   (method, path without the query, status, time) and per operation; no header, body or
 //!   setting value is ever logged, so neither the token nor a secret reaches the log.
+//! - The web UI (`ui/`) is served by the same process at `/`.
+//!
+//! Known gaps: no TLS of its own (it listens on loopback or a unix socket by default; put a
+//! reverse proxy in front for remote panels, which is also why the session cookie has no
+//! `Secure` flag); progress is polled, not pushed (no server-sent events); an operation still
+//! running past `--grace` is left to `recover` at the next start rather than rolled back by the
+//! stopping service.
 mod api;
 mod jobs;
 mod log;

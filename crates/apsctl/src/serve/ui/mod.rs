@@ -17,7 +17,13 @@
 //!   password).
 //! - The pages send `Content-Security-Policy: default-src 'self'` (no inline script, no frame),
 //!   `X-Content-Type-Options: nosniff` and `Referrer-Policy: same-origin`; every value shown is
-//!   HTML-escaped by the templates.
+//!   HTML-escaped by the templates; a link taken from metadata is shown only when it is
+//!   `http(s)://`.
+//!
+//! Known gaps: sessions live in memory (a restarted service logs everybody out); the upgrade form
+//! sends no values for settings a new version adds (the API takes them); a package's global
+//! settings have no page yet (`PUT /v1/packages/{ref}/settings` and the CLI have them); the
+//! removal dialog has no `--force` (the CLI and the API have it).
 mod form;
 
 use std::collections::{BTreeMap, HashMap};
