@@ -518,6 +518,25 @@ fn issue_11_the_ui_session_cookie_and_csrf_rules() {
     let op = api.wait(&opid);
     assert_eq!(op["state"], "succeeded", "{op}");
     assert_eq!(w.instances().len(), 1);
+    // Every page renders for a logged-in user (no template error), also with no JavaScript.
+    let id = w.instances()[0].clone();
+    for path in [
+        "/".to_owned(),
+        "/ui/packages".to_owned(),
+        "/ui/operations".to_owned(),
+        format!("/ui/operations/{opid}"),
+        format!("/ui/packages/{reference}/install"),
+        format!("/ui/packages/{reference}/settings"),
+        format!("/ui/instances/{id}"),
+        format!("/ui/instances/{id}/configure"),
+        format!("/ui/instances/{id}/remove"),
+    ] {
+        let r = get(&path, &session);
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.header("Cache-Control"), Some("no-store"), "{path}");
+        let html = r.into_string().unwrap();
+        assert!(html.contains("</html>"), "{path}: {html}");
+    }
     // Logged out: the session no longer opens pages.
     let r = post("/ui/logout", &session, &[("csrf", &csrf)]);
     assert_eq!(r.status(), 303);

@@ -33,6 +33,8 @@ pub(crate) enum Purpose {
     Install,
     /// An instance's settings changed.
     Configure,
+    /// A package's global settings (every one may change; an empty secret keeps its value).
+    Global,
 }
 
 /// One section of a form.
@@ -194,7 +196,7 @@ fn field(
         name: format!("{FIELD_PREFIX}{}", setting.id),
         label: localized(&setting.names, lang).unwrap_or_else(|| setting.id.clone()),
         description: localized(&setting.descriptions, lang),
-        required: !(setting.optional || purpose == Purpose::Configure && setting.kind.is_secret()),
+        required: !(setting.optional || purpose != Purpose::Install && setting.kind.is_secret()),
         readonly: purpose == Purpose::Configure && setting.protected,
         error,
         ..Field::default()
@@ -457,14 +459,13 @@ mod tests {
             };
             let meta = parsed.package;
             for service in meta.all_services() {
-                for purpose in [Purpose::Install, Purpose::Configure] {
-                    for section in build(
-                        &service.settings,
-                        purpose,
-                        "en",
-                        &BTreeMap::new(),
-                        &BTreeMap::new(),
-                    ) {
+                for purpose in [Purpose::Install, Purpose::Configure, Purpose::Global] {
+                    let nodes = if purpose == Purpose::Global {
+                        &meta.global_settings
+                    } else {
+                        &service.settings
+                    };
+                    for section in build(nodes, purpose, "en", &BTreeMap::new(), &BTreeMap::new()) {
                         for f in section.fields {
                             assert!(
                                 !f.label.is_empty(),

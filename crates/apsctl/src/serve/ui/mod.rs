@@ -21,8 +21,7 @@
 //!   `http(s)://`.
 //!
 //! Known gaps: sessions live in memory (a restarted service logs everybody out); the upgrade form
-//! sends no values for settings a new version adds (the API takes them); a package's global
-//! settings have no page yet (`PUT /v1/packages/{ref}/settings` and the CLI have them); the
+//! sends no values for settings a new version adds (the API takes them); the
 //! removal dialog has no `--force` (the CLI and the API have it).
 mod form;
 
@@ -98,6 +97,10 @@ pub(crate) fn router() -> Router<Arc<App>> {
             "/ui/packages/{reference}/install",
             get(install_form).post(install),
         )
+        .route(
+            "/ui/packages/{reference}/settings",
+            get(globals_form).post(globals),
+        )
         .route("/ui/instances/{id}", get(instance))
         .route(
             "/ui/instances/{id}/configure",
@@ -144,6 +147,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("install.html", include_str!("templates/install.html")),
             ("instance.html", include_str!("templates/instance.html")),
             ("configure.html", include_str!("templates/configure.html")),
+            ("globals.html", include_str!("templates/globals.html")),
             ("remove.html", include_str!("templates/remove.html")),
             ("operation.html", include_str!("templates/operation.html")),
             ("operations.html", include_str!("templates/operations.html")),
@@ -829,6 +833,78 @@ async fn configure(
             )
         }
     }
+}
+
+/// A package's global settings (metadata) and their values now (saved, else defaults).
+async fn globals_data(
+    app: &Arc<App>,
+    reference: String,
+) -> Result<(Vec<aps_meta::model::SettingNode>, BTreeMap<String, String>), aps_ops::Error> {
+    read(app, move |ctx| {
+        let nodes = aps_ops::package::load(ctx, &reference)?
+            .meta
+            .global_settings;
+        let opts = aps_ops::global::GlobalOptions {
+            package: reference,
+            settings: BTreeMap::new(),
+        };
+        let shown = aps_ops::global::settings(ctx, &opts, &aps_ops::report::Silent)?;
+        Ok((nodes, shown.settings))
+    })
+    .await
+}
+
+async fn globals_form(
+    State(app): State<Arc<App>>,
+    user: User,
+    Path(reference): Path<String>,
+) -> Response {
+    match globals_data(&app, reference.clone()).await {
+        Ok((nodes, values)) => {
+            let none = BTreeMap::new();
+            let sections = form::build(&nodes, form::Purpose::Global, &user.lang, &values, &none);
+            page(
+                StatusCode::OK,
+                "globals.html",
+                Some(&user),
+                json!({"title": format!("Global settings of {reference}"), "package": reference, "sections": sections}),
+            )
+        }
+        Err(e) => error_page(&user, "Global settings", &e),
+    }
+}
+
+async fn globals(
+    State(app): State<Arc<App>>,
+    user: User,
+    Path(reference): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    if let Some(refused) = user.refuse(&pairs) {
+        return refused;
+    }
+    let (nodes, values) = match globals_data(&app, reference.clone()).await {
+        Ok(found) => found,
+        Err(e) => return error_page(&user, "Global settings", &e),
+    };
+    let none = BTreeMap::new();
+    let offered = form::build(&nodes, form::Purpose::Global, &user.lang, &values, &none);
+    let changed: BTreeMap<String, String> = form::submitted(&pairs, &offered)
+        .into_iter()
+        .filter(|(k, v)| values.get(k) != Some(v))
+        .collect();
+    if changed.is_empty() {
+        return Redirect::to("/ui/packages").into_response();
+    }
+    let opts = aps_ops::global::GlobalOptions {
+        package: reference,
+        settings: changed,
+    };
+    started(
+        &user,
+        "Global settings",
+        start::package_settings(&app, opts).await,
+    )
 }
 
 async fn remove_form(State(app): State<Arc<App>>, user: User, Path(id): Path<String>) -> Response {
