@@ -76,6 +76,27 @@ impl Context {
     pub fn store(&self) -> Result<PooledStore<'_>, Error> {
         Ok(self.stores.get()?)
     }
+
+    /// A watch on the store: a connection of its own that only tells whether anything was
+    /// committed since it last looked (for caches of reads).
+    pub fn watch_store(&self) -> Result<StoreWatch, Error> {
+        Ok(StoreWatch(std::sync::Mutex::new(self.stores.dedicated()?)))
+    }
+}
+
+/// See [`Context::watch_store`].
+#[derive(Debug)]
+pub struct StoreWatch(std::sync::Mutex<aps_store::Store>);
+
+impl StoreWatch {
+    /// A number that changes whenever anybody committed to the store since the last call.
+    pub fn version(&self) -> Result<i64, Error> {
+        let store = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(store.data_version()?)
+    }
 }
 
 #[cfg(test)]

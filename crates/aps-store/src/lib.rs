@@ -140,6 +140,15 @@ impl Store {
         &self.path
     }
 
+    /// SQLite's `PRAGMA data_version` on this connection: it changes whenever another
+    /// connection (of this process or another) committed since this one last asked. A cache of
+    /// query results keyed by it, on a connection that never writes, is never stale.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.read("read the data version", |c| {
+            Ok(c.query_row("PRAGMA data_version", [], |row| row.get(0))?)
+        })
+    }
+
     /// The repository of imported packages.
     pub fn packages(&self) -> Packages<'_> {
         Packages::new(self)
@@ -251,23 +260,41 @@ impl Store {
 }
 
 /// Creates `path` with mode 0600 if missing; tightens an existing file to 0600.
+///
+/// An existing file is never opened here: closing a descriptor of the database file would drop
+/// every POSIX lock this process holds on it, including those of its live `SQLite` connections
+/// (a service's pool), and another process could then checkpoint and reset the WAL under them —
+/// the classic way to corrupt an `SQLite` database. Its mode is fixed by path instead.
 fn create_private(path: &Path) -> std::io::Result<()> {
     use fs_err::os::unix::fs::OpenOptionsExt as _;
     use std::os::unix::fs::PermissionsExt as _;
 
-    let file = fs_err::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
-    let mut permissions = file.metadata()?.permissions();
-    if permissions.mode() & 0o077 != 0 {
-        permissions.set_mode(0o600);
-        file.set_permissions(permissions)?;
+    match fs_err::symlink_metadata(path) {
+        Ok(meta) => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A new file: no connection of this process can have it open yet.
+            fs_err::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map(drop)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+        }
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
 /// Sets the connection's pragmas: busy timeout, WAL, foreign keys, FULL synchronous.

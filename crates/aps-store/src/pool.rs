@@ -39,6 +39,12 @@ impl StorePool {
         &self.path
     }
 
+    /// One more connection, outside the pool, for a caller that keeps it (a watch on the
+    /// store's data version).
+    pub fn dedicated(&self) -> Result<Store, StoreError> {
+        Store::connect(&self.path)
+    }
+
     /// A connection for the caller alone until the guard is dropped.
     pub fn get(&self) -> Result<PooledStore<'_>, StoreError> {
         let reused = self

@@ -293,8 +293,8 @@ fn accepted(started: start::Started) -> Response {
 }
 
 #[utoipa::path(get, path = "/v1/packages", responses((status = 200, description = "`{\"packages\": […]}` as `package list --json`")))]
-async fn list_packages(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
-    read(app, |ctx| {
+async fn list_packages(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    cached(app, "packages", |ctx| {
         Ok(json!({"packages": aps_ops::package::list(ctx)?}))
     })
     .await
@@ -432,11 +432,34 @@ async fn add_site(
 }
 
 #[utoipa::path(get, path = "/v1/instances", responses((status = 200, description = "`{\"instances\": […]}` as `instance list --json`")))]
-async fn list_instances(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
-    read(app, |ctx| {
+async fn list_instances(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    cached(app, "instances", |ctx| {
         Ok(json!({"instances": aps_ops::instance::list(ctx)?}))
     })
     .await
+}
+
+/// A list read through the service's [`super::cache::ReadCache`]: the same JSON as [`read`].
+async fn cached(
+    app: Arc<App>,
+    key: &'static str,
+    f: impl FnOnce(&aps_ops::Context) -> Result<Value, aps_ops::Error> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let bytes = tokio::task::spawn_blocking(move || {
+        app.cache.get(key, || {
+            let value = f(&app.ctx)?;
+            serde_json::to_vec(&value)
+                .map(axum::body::Bytes::from)
+                .map_err(|e| aps_ops::Error::Failed(e.to_string()))
+        })
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/v1/instances/{id}", params(("id" = String, Path, description = "Instance id")), responses((status = 200, description = "as `instance show --json` (secrets as `***`)"), (status = 404, description = "no such instance")))]

@@ -29,6 +29,7 @@
 //! running past `--grace` is left to `recover` at the next start rather than rolled back by the
 //! stopping service.
 mod api;
+mod cache;
 mod jobs;
 mod log;
 mod start;
@@ -69,6 +70,8 @@ pub(crate) struct App {
     pub jobs: jobs::Jobs,
     /// The web UI's sessions.
     pub sessions: ui::Sessions,
+    /// Hot list reads.
+    pub cache: cache::ReadCache,
 }
 
 /// The `OpenAPI` document of the API, as `/openapi.json` answers it.
@@ -105,11 +108,13 @@ pub fn run(ctx: aps_ops::Context, opts: &ServeOptions, out: &Printer) -> anyhow:
             tracing::error!(error = %aps_ops::error::chain(&e), "cannot recover interrupted operations");
         }
     }
+    let cache = cache::ReadCache::new(&ctx)?;
     let app = Arc::new(App {
-        ctx,
         token,
         jobs: jobs::Jobs::default(),
         sessions: ui::Sessions::default(),
+        cache,
+        ctx,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

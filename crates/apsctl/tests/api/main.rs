@@ -48,7 +48,7 @@ pub(crate) const CONFIGURE: &str = "#!/bin/sh\nexit 0\n";
 /// Every `/v1` request needs the token; `/openapi.json` does not and describes the API.
 #[test]
 fn issue_11_the_token_is_required_and_the_openapi_document_is_public() {
-    let (w, _) = world(1101, CONFIGURE);
+    let (w, reference) = world(1101, CONFIGURE);
     let api = Service::start(&w);
     for token in [None, Some("wrong")] {
         let (status, body) = api.call_as(token, "GET", "/v1/instances", None);
@@ -57,6 +57,13 @@ fn issue_11_the_token_is_required_and_the_openapi_document_is_public() {
     }
     let (status, body) = api.call("GET", "/v1/instances", None);
     assert_eq!(status, 200);
+    assert_eq!(body, json!({"instances": []}));
+    // The list is cached while the store does not change: what the CLI does shows at once.
+    let id = w.install(&reference, "site", "cli");
+    let (_, body) = api.call("GET", "/v1/instances", None);
+    assert_eq!(body["instances"][0]["instance"], id.as_str(), "{body}");
+    w.apsctl(&["remove", &id, "--files", "all"]).ok();
+    let (_, body) = api.call("GET", "/v1/instances", None);
     assert_eq!(body, json!({"instances": []}));
     let (status, doc) = api.call_as(None, "GET", "/openapi.json", None);
     assert_eq!(status, 200);
