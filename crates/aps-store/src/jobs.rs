@@ -129,7 +129,7 @@ impl<'s> Jobs<'s> {
         })
     }
 
-    /// Records how job `id` ended.
+    /// Records how job `id` ended; a job that already has an outcome keeps it.
     pub fn finish(
         &self,
         id: i64,
@@ -140,7 +140,8 @@ impl<'s> Jobs<'s> {
         self.store.write(&action, |c| {
             c.prepare_cached(
                 "UPDATE jobs SET state = ?2, progress = ?3, result = ?4, error = ?5, \
-                 instance = coalesce(instance, ?6), ended_at = ?7 WHERE id = ?1",
+                 instance = coalesce(instance, ?6), ended_at = ?7 \
+                 WHERE id = ?1 AND state = 'running'",
             )?
             .execute(params![
                 id,
@@ -241,6 +242,20 @@ mod tests {
         assert_eq!(ended.instance.as_deref(), Some("i-1"));
         assert_eq!(ended.result.as_deref(), Some(r#"{"id":"i-1"}"#));
         assert_eq!(ended.ended_at, Some(Timestamp::from_unix_millis(2)));
+        // A later outcome (a stopping service's) does not replace the first.
+        jobs.finish(
+            id,
+            &JobOutcome {
+                state: JobState::Failed,
+                progress: "{}",
+                result: None,
+                error: Some("{}"),
+                instance: None,
+            },
+            Timestamp::from_unix_millis(3),
+        )
+        .unwrap();
+        assert_eq!(jobs.get(id).unwrap().unwrap(), ended);
         assert_eq!(jobs.of_instance("i-1", 10).unwrap(), vec![ended.clone()]);
         assert_eq!(jobs.recent(10).unwrap(), vec![ended]);
         assert_eq!(jobs.get(id + 1).unwrap(), None);

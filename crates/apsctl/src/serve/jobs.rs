@@ -55,6 +55,8 @@ struct Live {
 #[derive(Debug, Default)]
 pub(crate) struct Jobs {
     table: Mutex<BTreeMap<String, Live>>,
+    /// Set when the service stops: no job starts any more.
+    closing: std::sync::atomic::AtomicBool,
     running: AtomicUsize,
     idle: tokio::sync::Notify,
 }
@@ -83,6 +85,11 @@ impl Jobs {
         self.lock()
             .values()
             .any(|live| live.kind == kind && live.unrecorded.is_none())
+    }
+
+    /// Refuses every later job (the service is stopping).
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
     }
 
     /// How many jobs run now.
@@ -164,6 +171,11 @@ fn start_blocking(
     instance: Option<String>,
     work: impl FnOnce(&aps_ops::Context, &dyn aps_ops::Reporter) -> Outcome + Send + 'static,
 ) -> Result<String, aps_ops::Error> {
+    if app.jobs.closing.load(Ordering::SeqCst) {
+        return Err(aps_ops::Error::Busy(
+            "the service is stopping: start the operation again once it runs".into(),
+        ));
+    }
     let id = aps_ops::jobs::start(&app.ctx, kind, instance.as_deref())?;
     app.jobs.lock().insert(
         id.clone(),

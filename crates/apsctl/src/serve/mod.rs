@@ -175,6 +175,7 @@ async fn serve(
             .with_graceful_shutdown(shutdown)
             .await?;
     }
+    app.jobs.close();
     let running = app.jobs.count();
     out.step(&format!(
         "stopping: waiting for the {running} running operations"
