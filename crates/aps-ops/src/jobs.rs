@@ -22,11 +22,9 @@ pub struct JobView {
     pub state: &'static str,
     /// Steps and progress.
     pub progress: Value,
-    /// The CLI command's `--json` object, once it succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The CLI command's `--json` object, once it succeeded (`null` before).
     pub result: Option<Value>,
-    /// The error body, once it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The error body, once it failed (`null` otherwise).
     pub error: Option<Value>,
     /// When it started (milliseconds since the epoch).
     pub started_at: i64,

@@ -19,7 +19,8 @@
 //!   left `running` their `failed` outcome, then recovers interrupted operations as `apsctl
 //!   recover` does (an operation whose lock a live process holds is left alone).
 //! - Logs go through `tracing` (text, or JSON lines with `--log json`): one line per request
-//!   (method, path without the query, status, time) and per operation; no header, body or
+//!   (method, path without the query, status, time; at `debug`, or `error` for a 5xx) and per
+//!   operation (`info`); no header, body or
 //!   setting value is ever logged, so neither the token nor a secret reaches the log.
 //! - The web UI (`ui/`) is served by the same process at `/`.
 //!
@@ -147,9 +148,9 @@ async fn serve(
         .with_state(app.clone())
         .layer(axum::middleware::from_fn(log::request));
     tokio::spawn(run_schedules(app.clone()));
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
+    let shutdown = async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
@@ -267,18 +268,24 @@ fn authorized(app: &App, request: &Request) -> bool {
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     constant_time_eq(given.as_bytes(), app.token.as_bytes())
 }
 
 fn unauthorized() -> Response {
-    api::error_response(
+    let mut response = api::error_response(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
         "a valid `Authorization: Bearer <token>` header is needed",
     )
-    .into_response()
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    response
 }
 
 /// `401` unless the request carries the bearer token.

@@ -969,9 +969,16 @@ async fn action(
     let text = |name: &str| last(&pairs, name).unwrap_or_default().trim().to_owned();
     let job = match action.as_str() {
         "backup" => {
+            let dir = text("to_dir");
+            if !std::path::Path::new(&dir).is_absolute() {
+                let e = aps_ops::Error::Invalid(format!(
+                    "`{dir}`: give the backup folder as an absolute path"
+                ));
+                return error_page(&user, "Backup", &e);
+            }
             let keep = text("keep").parse().ok();
             let to = aps_ops::backup::BackupTarget::Dir {
-                dir: text("to_dir").into(),
+                dir: dir.into(),
                 keep,
             };
             start::backup(&app, aps_ops::backup::BackupOptions { instance: id, to }).await

@@ -22,7 +22,11 @@
   }
   function poll() {
     fetch("/ui/operations/" + encodeURIComponent(id) + "/json", { credentials: "same-origin" })
-      .then(function (r) { return r.json(); })
+      .then(function (r) {
+        // An expired session answers the login page: go there.
+        if (r.redirected || !r.ok) { location.href = "/ui/login"; throw new Error("logged out"); }
+        return r.json();
+      })
       .then(function (op) {
         show(op);
         if (op.state === "running") { setTimeout(poll, 500); } else { location.reload(); }
