@@ -325,6 +325,22 @@ pub(crate) fn submitted(
     out
 }
 
+/// What a submitted form of `nodes` for `purpose` changes against `current` (the values it was
+/// shown with): the [`submitted`] values that differ, so an unchanged protected or secret value is
+/// never sent again.
+pub(crate) fn changes(
+    nodes: &[SettingNode],
+    purpose: Purpose,
+    current: &BTreeMap<String, String>,
+    pairs: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let offered = build(nodes, purpose, "en", current, &BTreeMap::new());
+    submitted(pairs, &offered)
+        .into_iter()
+        .filter(|(k, v)| current.get(k) != Some(v))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

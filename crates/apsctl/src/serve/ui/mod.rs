@@ -642,14 +642,7 @@ async fn install(
         .root_service()
         .map(|s| s.settings.clone())
         .unwrap_or_default();
-    let offered = form::build(
-        &nodes,
-        form::Purpose::Install,
-        &user.lang,
-        &BTreeMap::new(),
-        &BTreeMap::new(),
-    );
-    let settings = form::submitted(&pairs, &offered);
+    let settings = form::changes(&nodes, form::Purpose::Install, &BTreeMap::new(), &pairs);
     let chosen = Where {
         site: last(&pairs, "site").unwrap_or_default().to_owned(),
         path: last(&pairs, "path").unwrap_or_default().trim().to_owned(),
@@ -793,19 +786,7 @@ async fn configure(
         Ok(found) => found,
         Err(e) => return error_page(&user, "Reconfigure", &e),
     };
-    let none = BTreeMap::new();
-    let offered = form::build(
-        &nodes,
-        form::Purpose::Configure,
-        &user.lang,
-        &current,
-        &none,
-    );
-    // Only what changed is sent (an unchanged protected or secret value is not re-set).
-    let changed: BTreeMap<String, String> = form::submitted(&pairs, &offered)
-        .into_iter()
-        .filter(|(k, v)| current.get(k) != Some(v))
-        .collect();
+    let changed = form::changes(&nodes, form::Purpose::Configure, &current, &pairs);
     if changed.is_empty() {
         return Redirect::to(&format!("/ui/instances/{id}")).into_response();
     }
@@ -887,12 +868,7 @@ async fn globals(
         Ok(found) => found,
         Err(e) => return error_page(&user, "Global settings", &e),
     };
-    let none = BTreeMap::new();
-    let offered = form::build(&nodes, form::Purpose::Global, &user.lang, &values, &none);
-    let changed: BTreeMap<String, String> = form::submitted(&pairs, &offered)
-        .into_iter()
-        .filter(|(k, v)| values.get(k) != Some(v))
-        .collect();
+    let changed = form::changes(&nodes, form::Purpose::Global, &values, &pairs);
     if changed.is_empty() {
         return Redirect::to("/ui/packages").into_response();
     }
