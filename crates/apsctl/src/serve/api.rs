@@ -352,7 +352,7 @@ async fn package_settings(
     .await
 }
 
-#[utoipa::path(put, path = "/v1/packages/{reference}/settings", params(("reference" = String, Path, description = "Package reference")), request_body = SettingsBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `package settings --json` object (`reconfigured`, `failed` per instance)", body = Accepted), (status = 400, description = "refused values, each in `details`", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/packages/{reference}/settings", params(("reference" = String, Path, description = "Package reference")), request_body = SettingsBody, responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such package or site", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`; the result is the `package settings --json` object (`reconfigured`, `failed` per instance)", body = Accepted), (status = 400, description = "refused values, each in `details`", body = ErrorBody)))]
 async fn save_package_settings(
     State(app): State<Arc<App>>,
     Path(reference): Path<String>,
@@ -525,7 +525,7 @@ struct InstallBody {
     dry_run: bool,
 }
 
-#[utoipa::path(post, path = "/v1/instances", request_body = InstallBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `install --json` object")))]
+#[utoipa::path(post, path = "/v1/instances", request_body = InstallBody, responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such package or site", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`; the result is the `install --json` object")))]
 async fn install(State(app): State<Arc<App>>, Body(body): Body<InstallBody>) -> Response {
     let opts = aps_ops::install::InstallOptions {
         package: body.package,
@@ -567,7 +567,7 @@ fn scalars<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, St
         .collect()
 }
 
-#[utoipa::path(post, path = "/v1/instances/{id}/configure", params(("id" = String, Path, description = "Instance id")), request_body = SettingsBody, responses((status = 202, description = "`{\"operation\": OPID}`")))]
+#[utoipa::path(post, path = "/v1/instances/{id}/configure", params(("id" = String, Path, description = "Instance id")), request_body = SettingsBody, responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such instance", body = ErrorBody), (status = 423, description = "another operation holds the instance", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`")))]
 async fn configure(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -586,7 +586,7 @@ struct RemoveQuery {
     force: bool,
 }
 
-#[utoipa::path(delete, path = "/v1/instances/{id}", params(("id" = String, Path, description = "Instance id"), ("files" = String, Query, description = "`all` or `app` (required)"), ("keep_databases" = Option<bool>, Query, description = "keep the databases"), ("force" = Option<bool>, Query, description = "free what can be freed without `configure remove`")), responses((status = 202, description = "`{\"operation\": OPID}`"), (status = 400, description = "no or a wrong `files`")))]
+#[utoipa::path(delete, path = "/v1/instances/{id}", params(("id" = String, Path, description = "Instance id"), ("files" = String, Query, description = "`all` or `app` (required)"), ("keep_databases" = Option<bool>, Query, description = "keep the databases"), ("force" = Option<bool>, Query, description = "free what can be freed without `configure remove`")), responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such instance", body = ErrorBody), (status = 423, description = "another operation holds the instance", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`")))]
 async fn remove(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -621,12 +621,12 @@ async fn remove(
     accepted(start::remove(&app, opts).await)
 }
 
-#[utoipa::path(post, path = "/v1/instances/{id}/enable", params(("id" = String, Path, description = "Instance id")), responses((status = 202, description = "`{\"operation\": OPID}`")))]
+#[utoipa::path(post, path = "/v1/instances/{id}/enable", params(("id" = String, Path, description = "Instance id")), responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such instance", body = ErrorBody), (status = 423, description = "another operation holds the instance", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`")))]
 async fn enable(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
     accepted(start::status(&app, id, true).await)
 }
 
-#[utoipa::path(post, path = "/v1/instances/{id}/disable", params(("id" = String, Path, description = "Instance id")), responses((status = 202, description = "`{\"operation\": OPID}`")))]
+#[utoipa::path(post, path = "/v1/instances/{id}/disable", params(("id" = String, Path, description = "Instance id")), responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such instance", body = ErrorBody), (status = 423, description = "another operation holds the instance", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`")))]
 async fn disable(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
     accepted(start::status(&app, id, false).await)
 }
@@ -644,7 +644,7 @@ struct UpgradeBody {
     accept_license: bool,
 }
 
-#[utoipa::path(post, path = "/v1/instances/{id}/upgrade", params(("id" = String, Path, description = "Instance id")), request_body = UpgradeBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `upgrade --json` object")))]
+#[utoipa::path(post, path = "/v1/instances/{id}/upgrade", params(("id" = String, Path, description = "Instance id")), request_body = UpgradeBody, responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such instance", body = ErrorBody), (status = 423, description = "another operation holds the instance", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`; the result is the `upgrade --json` object")))]
 async fn upgrade(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -672,7 +672,7 @@ struct BackupBody {
     keep: Option<u32>,
 }
 
-#[utoipa::path(post, path = "/v1/instances/{id}/backup", params(("id" = String, Path, description = "Instance id")), request_body = BackupBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `backup --json` object", body = Accepted), (status = 400, description = "neither or both of `to` and `to_dir`", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/instances/{id}/backup", params(("id" = String, Path, description = "Instance id")), request_body = BackupBody, responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such instance", body = ErrorBody), (status = 423, description = "another operation holds the instance", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`; the result is the `backup --json` object", body = Accepted), (status = 400, description = "neither or both of `to` and `to_dir`", body = ErrorBody)))]
 async fn backup(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -705,7 +705,7 @@ struct RestoreBody {
     from: std::path::PathBuf,
 }
 
-#[utoipa::path(post, path = "/v1/instances/{id}/restore", params(("id" = String, Path, description = "Instance id")), request_body = RestoreBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `restore --json` object", body = Accepted)))]
+#[utoipa::path(post, path = "/v1/instances/{id}/restore", params(("id" = String, Path, description = "Instance id")), request_body = RestoreBody, responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such instance", body = ErrorBody), (status = 423, description = "another operation holds the instance", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`; the result is the `restore --json` object", body = Accepted)))]
 async fn restore(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -730,7 +730,7 @@ struct RestoreNewBody {
     path: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/restores", request_body = RestoreNewBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `restore --json` object (its `instance` is the new one)", body = Accepted)))]
+#[utoipa::path(post, path = "/v1/restores", request_body = RestoreNewBody, responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such package or site", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`; the result is the `restore --json` object (its `instance` is the new one)", body = Accepted)))]
 async fn restore_new(State(app): State<Arc<App>>, Body(body): Body<RestoreNewBody>) -> Response {
     let opts = aps_ops::restore::RestoreOptions {
         from: body.from,
@@ -754,7 +754,7 @@ struct MigrateBody {
     keep_source: bool,
 }
 
-#[utoipa::path(post, path = "/v1/instances/{id}/migrate", params(("id" = String, Path, description = "Instance id")), request_body = MigrateBody, responses((status = 202, description = "`{\"operation\": OPID}`; the result is the `migrate --json` object", body = Accepted)))]
+#[utoipa::path(post, path = "/v1/instances/{id}/migrate", params(("id" = String, Path, description = "Instance id")), request_body = MigrateBody, responses((status = 400, description = "refused input, every refused setting in `details`", body = ErrorBody), (status = 404, description = "no such instance", body = ErrorBody), (status = 423, description = "another operation holds the instance", body = ErrorBody), (status = 202, description = "`{\"operation\": OPID}`; the result is the `migrate --json` object", body = Accepted)))]
 async fn migrate(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
