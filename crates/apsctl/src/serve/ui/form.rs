@@ -83,6 +83,9 @@ pub(crate) struct Field {
     pub hint: String,
     /// The refusal of the last submission, next to the field.
     pub error: Option<String>,
+    /// The ids of the texts that describe the input (`aria-describedby`): its hint (`h-ID`),
+    /// description (`d-ID`) and refusal (`e-ID`), those it has.
+    pub describedby: String,
 }
 
 /// The text of `texts` for `lang` (its primary tag), else the untagged or English one, else the
@@ -203,6 +206,15 @@ fn field(
     };
     typed(&mut out, &setting.kind, &value, lang)?;
     out.value = value;
+    out.describedby = [
+        (!out.hint.is_empty()).then(|| format!("h-{}", out.id)),
+        out.description.as_ref().map(|_| format!("d-{}", out.id)),
+        out.error.as_ref().map(|_| format!("e-{}", out.id)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
     Some(out)
 }
 
@@ -296,9 +308,10 @@ fn range_hint(what: &str, min: Option<&str>, max: Option<&str>) -> String {
     }
 }
 
-/// The settings a submitted form gives (the last value of each `s.<id>` field): empty values
-/// are left out (the operation then keeps the current value or uses the default), and so are
-/// fields the form did not offer.
+/// The settings a submitted form gives (the last value of each `s.<id>` field): an empty
+/// required field or password is left out (the operation then keeps the current value or uses
+/// the default), an empty optional field is the empty value, and fields the form did not offer
+/// are left out.
 pub(crate) fn submitted(
     pairs: &[(String, String)],
     sections: &[Section],
@@ -316,7 +329,9 @@ pub(crate) fn submitted(
         if f.readonly || f.input == "static" {
             continue;
         }
-        if value.is_empty() {
+        // An emptied optional field is an empty value; an empty required one or an empty
+        // password is "no value given" (the current value or the default stays).
+        if value.is_empty() && (f.required || f.input == "password") {
             out.remove(&f.id);
         } else {
             out.insert(f.id.clone(), value.clone());
@@ -383,6 +398,7 @@ mod tests {
         let name = &sections[1].fields[0];
         assert_eq!((name.minlength, name.maxlength), (Some(1), Some(32)));
         assert_eq!(name.error.as_deref(), Some("bad"));
+        assert_eq!(name.describedby, "h-admin_name e-admin_name");
         assert!(name.hint.contains("^[a-zA-Z0-9_]+$"), "{}", name.hint);
         let password = &sections[1].fields[1];
         assert_eq!(password.input, "password");
@@ -436,6 +452,31 @@ mod tests {
         assert_eq!(
             got,
             BTreeMap::from([("show_time".to_owned(), "true".to_owned())])
+        );
+    }
+
+    #[test]
+    fn an_emptied_optional_field_is_an_empty_value() {
+        let field = |id: &str, input: &'static str, required: bool| Field {
+            id: id.to_owned(),
+            name: format!("{FIELD_PREFIX}{id}"),
+            input,
+            required,
+            ..Field::default()
+        };
+        let sections = [Section {
+            title: None,
+            fields: vec![
+                field("motto", "text", false),
+                field("title", "text", true),
+                field("key", "password", false),
+            ],
+        }];
+        let pairs = [("s.motto", ""), ("s.title", ""), ("s.key", "")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()));
+        assert_eq!(
+            submitted(&pairs, &sections),
+            BTreeMap::from([("motto".to_owned(), String::new())])
         );
     }
 
