@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use utoipa::OpenApi as _;
 
 use super::App;
+use super::jobs;
 use super::start::{self, value};
 
 /// The `OpenAPI` document, generated from the handlers below.
@@ -46,6 +47,7 @@ use super::start::{self, value};
         restore_new,
         migrate,
         operation,
+        operation_events,
         list_operations
     ),
     components(schemas(InstallBody, SettingsBody, UpgradeBody, SiteBody, BackupBody, RestoreBody, RestoreNewBody, MigrateBody, ErrorBody, ErrorInner, ErrorDetail, Accepted)),
@@ -120,6 +122,7 @@ pub(crate) fn v1() -> axum::Router<Arc<App>> {
         .route("/v1/restores", post(restore_new))
         .route("/v1/operations", get(list_operations))
         .route("/v1/operations/{opid}", get(operation))
+        .route("/v1/operations/{opid}/events", get(operation_events))
 }
 
 /// A JSON request body; a body that does not parse is a `400` with API.md's error body (axum's
@@ -771,15 +774,15 @@ async fn migrate(
 
 #[utoipa::path(get, path = "/v1/operations/{opid}", params(("opid" = String, Path, description = "Operation id")), responses((status = 200, description = "`{\"operation\", \"kind\", \"instance\", \"state\", \"progress\", \"result\", \"error\"}`"), (status = 404, description = "no such operation")))]
 async fn operation(State(app): State<Arc<App>>, Path(opid): Path<String>) -> Response {
-    if let Some(job) = app.jobs.running(&opid) {
-        return Json(job).into_response();
+    match jobs::find(&app, opid).await {
+        Ok(job) => Json(job).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
-    let found = read(app, move |ctx| match aps_ops::jobs::get(ctx, &opid)? {
-        Some(job) => value(&job),
-        None => Err(aps_ops::Error::NotFound(format!("no operation `{opid}`"))),
-    })
-    .await;
-    found.into_response()
+}
+
+#[utoipa::path(get, path = "/v1/operations/{opid}/events", params(("opid" = String, Path, description = "Operation id")), responses((status = 200, description = "`text/event-stream`: `progress` events (the operation object) each time it changes, then `end` with its outcome; `stopping` when the service stops first", content_type = "text/event-stream"), (status = 404, description = "no such operation", body = ErrorBody)))]
+async fn operation_events(State(app): State<Arc<App>>, Path(opid): Path<String>) -> Response {
+    jobs::events(app, opid).await
 }
 
 /// The query of `GET /v1/operations`.

@@ -119,6 +119,71 @@ impl Jobs {
     }
 }
 
+/// Operation `opid`: live from this service, else as the store keeps it.
+pub(crate) async fn find(
+    app: &Arc<App>,
+    opid: String,
+) -> Result<aps_ops::jobs::JobView, aps_ops::Error> {
+    if let Some(job) = app.jobs.running(&opid) {
+        return Ok(job);
+    }
+    let app = Arc::clone(app);
+    tokio::task::spawn_blocking(move || {
+        aps_ops::jobs::get(&app.ctx, &opid)?
+            .ok_or_else(|| aps_ops::Error::NotFound(format!("no operation `{opid}`")))
+    })
+    .await
+    .map_err(|e| aps_ops::Error::Failed(format!("the service: {e}")))?
+}
+
+/// How often a progress stream looks at its job.
+const EVENTS_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Operation `opid` as a stream of server-sent events: `progress` (the operation object) each
+/// time it changed, then `end` with its outcome; a stopping service ends the stream with
+/// `stopping` (the operation goes on: poll it, or stream it again, from the next service). An
+/// unknown operation is a `404` before the stream starts.
+pub(crate) async fn events(app: Arc<App>, opid: String) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    if let Err(e) = find(&app, opid.clone()).await {
+        return super::api::ApiError::from(e).into_response();
+    }
+    let stream = futures_util::stream::unfold(
+        (app, opid, None::<String>, false),
+        |(app, opid, last, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                if app.jobs.closing.load(Ordering::SeqCst) {
+                    let event = Event::default().event("stopping").data("{}");
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (app, opid, last, true),
+                    ));
+                }
+                let (name, text, ended) = match find(&app, opid.clone()).await {
+                    Ok(job) => {
+                        let ended = job.state != "running";
+                        let text = serde_json::to_string(&job).unwrap_or_default();
+                        (if ended { "end" } else { "progress" }, text, ended)
+                    }
+                    Err(e) => ("error", super::api::error_body(&e).to_string(), true),
+                };
+                if ended || last.as_deref() != Some(text.as_str()) {
+                    let event = Event::default().event(name).data(&text);
+                    return Some((Ok(event), (app, opid, Some(text), ended)));
+                }
+                tokio::time::sleep(EVENTS_TICK).await;
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
 /// Gives every job still running the error body `body` as its outcome (the service stops
 /// without waiting for them); returns how many.
 pub(crate) fn abandon(app: &App, body: &Value) -> usize {

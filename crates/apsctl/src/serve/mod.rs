@@ -9,7 +9,8 @@
 //!   public. The token file is created with a random token (mode 0600) when missing.
 //! - Operations that change an instance are jobs (`jobs.rs`): `202 {"operation": OPID}` at once,
 //!   then `GET /v1/operations/OPID` with the steps and progress the operation reports, and its
-//!   `--json` result or its error body.
+//!   `--json` result or its error body; `GET /v1/operations/OPID/events` streams the same object
+//!   as server-sent events while it changes.
 //! - SIGTERM (or SIGINT): stop accepting, wait for the running jobs to end (they finish or roll
 //!   back themselves) for up to `--grace` seconds, exit 0. A job still running then gets its
 //!   `failed` outcome saying so, and the process exits with it unfinished: its journal is
@@ -26,7 +27,7 @@
 //!
 //! Known gaps: no TLS of its own (it listens on loopback or a unix socket by default; put a
 //! reverse proxy in front for remote panels, which is also why the session cookie has no
-//! `Secure` flag); progress is polled, not pushed (no server-sent events); an operation still
+//! `Secure` flag); an operation still
 //! running past `--grace` is left to `recover` at the next start rather than rolled back by the
 //! stopping service.
 mod api;
@@ -150,11 +151,14 @@ async fn serve(
     tokio::spawn(run_schedules(app.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot handle SIGTERM")?;
+    let stopping = Arc::clone(&app);
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
+        // No job starts any more, and progress streams end, so that open connections close.
+        stopping.jobs.close();
     };
     if let Some(path) = listen.strip_prefix("unix:") {
         let _ = fs_err::remove_file(path);

@@ -435,3 +435,85 @@ fn issue_11_sigterm_past_the_grace_period_leaves_an_outcome() {
     w.apsctl(&["--json", "recover"]).ok();
     assert!(w.instances().is_empty());
 }
+
+/// Issue 11: an operation's progress as server-sent events: `progress` events while it runs
+/// (its steps as they come), then `end` with its outcome; an unknown operation is a 404.
+#[test]
+fn issue_11_operation_progress_streams_as_server_sent_events() {
+    use std::io::BufRead as _;
+    let (w, reference) = super::world(1114, "#!/bin/sh\nsleep 2\nexit 0\n");
+    let api = Service::start(&w);
+    let (status, missing) = api.call("GET", "/v1/operations/999/events", None);
+    assert_eq!(
+        (status, &missing["error"]["kind"]),
+        (404, &json!("not_found")),
+        "{missing}"
+    );
+    let (status, answer) = api.call(
+        "POST",
+        "/v1/instances",
+        Some(&json!({"package": reference, "site": "site"})),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let opid = answer["operation"].as_str().unwrap().to_owned();
+    let response = ureq::get(&format!("{}/v1/operations/{opid}/events", api.base))
+        .set("Authorization", &format!("Bearer {}", api.token))
+        .call()
+        .unwrap();
+    assert_eq!(response.content_type(), "text/event-stream");
+    let mut events: Vec<(String, Value)> = Vec::new();
+    let mut name = String::new();
+    for line in std::io::BufReader::new(response.into_reader()).lines() {
+        let line = line.unwrap();
+        if let Some(event) = line.strip_prefix("event: ") {
+            name = event.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            events.push((name.clone(), serde_json::from_str(data).unwrap()));
+        }
+    }
+    let (last, outcome) = events.last().unwrap();
+    assert_eq!(last, "end", "{events:?}");
+    assert_eq!(outcome["state"], "succeeded", "{outcome}");
+    let progress: Vec<&Value> = events
+        .iter()
+        .filter(|(n, _)| n == "progress")
+        .map(|(_, v)| v)
+        .collect();
+    assert!(!progress.is_empty(), "{events:?}");
+    assert!(progress.iter().all(|v| v["state"] == "running"));
+    assert!(
+        progress
+            .iter()
+            .any(|v| !v["progress"]["steps"].as_array().unwrap().is_empty()),
+        "the steps arrive while it runs: {events:?}"
+    );
+    // SIGTERM with a stream open: the stream ends (`stopping`), the operation finishes, the
+    // service exits 0.
+    let id = outcome["instance"].as_str().unwrap().to_owned();
+    let (status, answer) = api.call(
+        "POST",
+        &format!("/v1/instances/{id}/configure"),
+        Some(&json!({"settings": {"title": "streamed"}})),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let opid = answer["operation"].as_str().unwrap().to_owned();
+    let url = format!("{}/v1/operations/{opid}/events", api.base);
+    let token = api.token.clone();
+    let reader = std::thread::spawn(move || {
+        let response = ureq::get(&url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        std::io::BufReader::new(response.into_reader())
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| l.strip_prefix("event: ").map(str::to_owned))
+            .collect::<Vec<_>>()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(api.stop(), Some(0));
+    let names = reader.join().unwrap();
+    let last = names.last().map(String::as_str);
+    assert!(matches!(last, Some("stopping" | "end")), "{names:?}");
+    assert_eq!(w.show(&id)["settings"]["title"], "streamed");
+}

@@ -111,6 +111,7 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/ui/operations", get(operations))
         .route("/ui/operations/{opid}", get(operation))
         .route("/ui/operations/{opid}/json", get(operation_json))
+        .route("/ui/operations/{opid}/events", get(operation_events))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -992,23 +993,8 @@ async fn action(
     started(&user, "Operation", job)
 }
 
-/// Operation `opid`: live from this service, else as the store keeps it.
-async fn find_operation(
-    app: &Arc<App>,
-    opid: String,
-) -> Result<aps_ops::jobs::JobView, aps_ops::Error> {
-    if let Some(job) = app.jobs.running(&opid) {
-        return Ok(job);
-    }
-    read(app, move |ctx| {
-        aps_ops::jobs::get(ctx, &opid)?
-            .ok_or_else(|| aps_ops::Error::NotFound(format!("no operation `{opid}`")))
-    })
-    .await
-}
-
 async fn operation(State(app): State<Arc<App>>, user: User, Path(opid): Path<String>) -> Response {
-    let op = match find_operation(&app, opid.clone()).await {
+    let op = match super::jobs::find(&app, opid.clone()).await {
         Ok(op) => op,
         Err(e) => return error_page(&user, "Operation", &e),
     };
@@ -1043,10 +1029,18 @@ async fn operation_json(
     _user: User,
     Path(opid): Path<String>,
 ) -> Response {
-    match find_operation(&app, opid).await {
+    match super::jobs::find(&app, opid).await {
         Ok(op) => axum::Json(op).into_response(),
         Err(e) => super::api::ApiError::from(e).into_response(),
     }
+}
+
+async fn operation_events(
+    State(app): State<Arc<App>>,
+    _user: User,
+    Path(opid): Path<String>,
+) -> Response {
+    super::jobs::events(app, opid).await
 }
 
 async fn operations(State(app): State<Arc<App>>, user: User) -> Response {

@@ -1,11 +1,12 @@
 // apsctl web UI: the one piece of script. It follows a running operation live (steps, files,
-// bytes) by polling its JSON, then reloads the page to show the outcome. Every form works
-// without it; without it, the operation page refreshes itself every 2 seconds.
+// bytes) from its event stream (or, without EventSource, by polling its JSON), then reloads the
+// page to show the outcome. Every form works without it; without it, the operation page
+// refreshes itself every 2 seconds.
 (function () {
   "use strict";
   var box = document.getElementById("operation");
   if (!box || box.dataset.state !== "running") { return; }
-  var id = box.dataset.operation;
+  var url = "/ui/operations/" + encodeURIComponent(box.dataset.operation);
   var steps = document.getElementById("op-steps");
   var counts = document.getElementById("op-counts");
   var bar = document.getElementById("op-progress");
@@ -20,8 +21,17 @@
     counts.textContent = (p.phase ? p.phase + ": " : "") + (p.files || 0) + " files, " + (p.bytes || 0) + " bytes";
     if (p.total_bytes) { bar.max = p.total_bytes; bar.value = p.bytes || 0; }
   }
+  if (window.EventSource) {
+    var events = new EventSource(url + "/events");
+    events.addEventListener("progress", function (e) { show(JSON.parse(e.data)); });
+    events.addEventListener("end", function () { events.close(); location.reload(); });
+    events.addEventListener("stopping", function () { events.close(); setTimeout(function () { location.reload(); }, 2000); });
+    // A closed stream (the session expired, the service restarted): reload shows where it is.
+    events.onerror = function () { events.close(); setTimeout(function () { location.reload(); }, 2000); };
+    return;
+  }
   function poll() {
-    fetch("/ui/operations/" + encodeURIComponent(id) + "/json", { credentials: "same-origin" })
+    fetch(url + "/json", { credentials: "same-origin" })
       .then(function (r) {
         // An expired session answers the login page: go there.
         if (r.redirected || !r.ok) { location.href = "/ui/login"; throw new Error("logged out"); }
