@@ -176,17 +176,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl ApiError {
-    /// A `500` for what went wrong in the service itself.
-    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
-        error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        )
-    }
-}
-
 /// API.md's error body.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct ErrorBody {
@@ -280,9 +269,8 @@ pub(crate) async fn read(
     app: Arc<App>,
     f: impl FnOnce(&aps_ops::Context) -> Result<Value, aps_ops::Error> + Send + 'static,
 ) -> Result<Json<Value>, ApiError> {
-    tokio::task::spawn_blocking(move || f(&app.ctx))
+    super::with_context(&app, f)
         .await
-        .map_err(ApiError::internal)?
         .map(Json)
         .map_err(ApiError::from)
 }
@@ -448,7 +436,7 @@ async fn cached(
     key: &'static str,
     f: impl FnOnce(&aps_ops::Context) -> Result<Value, aps_ops::Error> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let bytes = tokio::task::spawn_blocking(move || {
+    let bytes = super::blocking(&app, move |app| {
         app.cache.get(key, || {
             let value = f(&app.ctx)?;
             serde_json::to_vec(&value)
@@ -456,8 +444,7 @@ async fn cached(
                 .map_err(|e| aps_ops::Error::Failed(e.to_string()))
         })
     })
-    .await
-    .map_err(ApiError::internal)??;
+    .await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         bytes,

@@ -127,13 +127,11 @@ pub(crate) async fn find(
     if let Some(job) = app.jobs.running(&opid) {
         return Ok(job);
     }
-    let app = Arc::clone(app);
-    tokio::task::spawn_blocking(move || {
+    super::blocking(app, move |app| {
         aps_ops::jobs::get(&app.ctx, &opid)?
             .ok_or_else(|| aps_ops::Error::NotFound(format!("no operation `{opid}`")))
     })
     .await
-    .map_err(|e| aps_ops::Error::Failed(format!("the service: {e}")))?
 }
 
 /// How often a progress stream looks at its job.
@@ -222,11 +220,8 @@ pub(crate) async fn spawn(
     instance: Option<String>,
     work: impl FnOnce(&aps_ops::Context, &dyn aps_ops::Reporter) -> Outcome + Send + 'static,
 ) -> Result<String, aps_ops::Error> {
-    let app = Arc::clone(app);
     let kind = kind.to_owned();
-    tokio::task::spawn_blocking(move || start_blocking(&app, &kind, instance, work))
-        .await
-        .map_err(|e| aps_ops::Error::Failed(format!("the service: {e}")))?
+    super::blocking(app, move |app| start_blocking(app, &kind, instance, work)).await
 }
 
 /// [`spawn`] on the blocking pool: records the job, then runs it on a thread of its own pool.

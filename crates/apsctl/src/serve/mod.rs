@@ -81,6 +81,26 @@ pub fn openapi_json() -> anyhow::Result<String> {
     api::openapi_text()
 }
 
+/// Runs `f` on tokio's blocking pool with the service's state: the operations and the store are
+/// synchronous. A task that panicked is an internal error.
+pub(crate) async fn blocking<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&Arc<App>) -> Result<T, aps_ops::Error> + Send + 'static,
+) -> Result<T, aps_ops::Error> {
+    let app = Arc::clone(app);
+    tokio::task::spawn_blocking(move || f(&app))
+        .await
+        .map_err(|e| aps_ops::Error::Fs(std::io::Error::other(format!("the service: {e}"))))?
+}
+
+/// [`blocking`] for work that needs the operations' context alone (reads, checks).
+pub(crate) async fn with_context<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&aps_ops::Context) -> Result<T, aps_ops::Error> + Send + 'static,
+) -> Result<T, aps_ops::Error> {
+    blocking(app, move |app| f(&app.ctx)).await
+}
+
 /// Runs the service until SIGTERM.
 pub fn run(ctx: aps_ops::Context, opts: &ServeOptions, out: &Printer) -> anyhow::Result<()> {
     log::init(opts.json_log);
@@ -219,18 +239,11 @@ async fn run_schedules(app: Arc<App>) {
         if app.jobs.runs_kind("schedule") {
             continue;
         }
-        let probe = Arc::clone(&app);
-        let due =
-            tokio::task::spawn_blocking(move || aps_ops::schedule::due_count(&probe.ctx)).await;
-        match due {
-            Ok(Ok(0)) => continue,
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %aps_ops::error::chain(&e), "cannot read the backup schedules");
-                continue;
-            }
+        match blocking(&app, |app| aps_ops::schedule::due_count(&app.ctx)).await {
+            Ok(0) => continue,
+            Ok(_) => {}
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the backup schedules");
+                tracing::error!(error = %aps_ops::error::chain(&e), "cannot read the backup schedules");
                 continue;
             }
         }

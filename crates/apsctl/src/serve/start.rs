@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::App;
 use super::jobs;
+use super::{App, with_context};
 
 /// A serializable result as JSON.
 pub(crate) fn value(v: &impl serde::Serialize) -> Result<Value, aps_ops::Error> {
@@ -24,28 +24,17 @@ pub(crate) fn value(v: &impl serde::Serialize) -> Result<Value, aps_ops::Error> 
 /// What a job start answers: its id, or why it could not start.
 pub(crate) type Started = Result<String, aps_ops::Error>;
 
-/// Runs a check on the blocking pool.
-async fn check(
-    app: &Arc<App>,
-    f: impl FnOnce(&aps_ops::Context) -> Result<(), aps_ops::Error> + Send + 'static,
-) -> Result<(), aps_ops::Error> {
-    let app = Arc::clone(app);
-    tokio::task::spawn_blocking(move || f(&app.ctx))
-        .await
-        .map_err(|e| aps_ops::Error::Failed(format!("the service: {e}")))?
-}
-
 /// `check_free` of `instance` (exists, not held by an operation).
 async fn free(app: &Arc<App>, instance: &str) -> Result<(), aps_ops::Error> {
     let id = instance.to_owned();
-    check(app, move |ctx| aps_ops::instance::check_free(ctx, &id)).await
+    with_context(app, move |ctx| aps_ops::instance::check_free(ctx, &id)).await
 }
 
 /// `install`.
 pub(crate) async fn install(app: &Arc<App>, opts: aps_ops::install::InstallOptions) -> Started {
     let mut plan = opts.clone();
     plan.mode = aps_ops::install::RunMode::DryRun;
-    check(app, move |ctx| {
+    with_context(app, move |ctx| {
         aps_ops::install::install(ctx, &plan, &aps_ops::report::Silent).map(drop)
     })
     .await?;
@@ -67,7 +56,7 @@ pub(crate) async fn configure(
     };
     free(app, &instance).await?;
     let checked = opts.clone();
-    check(app, move |ctx| {
+    with_context(app, move |ctx| {
         aps_ops::configure::check(ctx, &checked).map(drop)
     })
     .await?;

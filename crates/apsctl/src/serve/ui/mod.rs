@@ -37,8 +37,8 @@ use axum::{Form, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::App;
 use super::start;
+use super::{App, with_context};
 
 /// How long a session lasts.
 pub(crate) const SESSION_HOURS: u64 = 12;
@@ -269,17 +269,6 @@ fn set_cookie(name: &str, value: &str, max_age: u64) -> (header::HeaderName, Str
     )
 }
 
-/// Runs a read on the blocking pool.
-async fn read<T: Send + 'static>(
-    app: &Arc<App>,
-    f: impl FnOnce(&aps_ops::Context) -> Result<T, aps_ops::Error> + Send + 'static,
-) -> Result<T, aps_ops::Error> {
-    let app = Arc::clone(app);
-    tokio::task::spawn_blocking(move || f(&app.ctx))
-        .await
-        .map_err(|e| aps_ops::Error::Failed(format!("the service: {e}")))?
-}
-
 /// Where a started job's page is, or the page of why it did not start.
 fn started(user: &User, title: &str, job: start::Started) -> Response {
     match job {
@@ -398,7 +387,7 @@ fn entry_points(meta: &aps_meta::model::Package, url: &str, lang: &str) -> Vec<E
 
 async fn instances(State(app): State<Arc<App>>, user: User) -> Response {
     let lang = user.lang.clone();
-    let listed = read(&app, move |ctx| {
+    let listed = with_context(&app, move |ctx| {
         let mut metas: BTreeMap<String, Option<aps_meta::model::Package>> = BTreeMap::new();
         let mut rows = Vec::new();
         for view in aps_ops::instance::list(ctx)? {
@@ -441,7 +430,7 @@ async fn packages_page(
     status: StatusCode,
     flash: Option<String>,
 ) -> Response {
-    match read(app, |ctx| start::value(&aps_ops::package::list(ctx)?)).await {
+    match with_context(app, |ctx| start::value(&aps_ops::package::list(ctx)?)).await {
         Ok(list) => page(
             status,
             "packages.html",
@@ -492,7 +481,7 @@ async fn upload(State(app): State<Arc<App>>, user: User, mut multipart: Multipar
         let flash = "choose a package file (`.app.zip`) to upload".to_owned();
         return packages_page(&app, &user, StatusCode::BAD_REQUEST, Some(flash)).await;
     };
-    match read(&app, move |ctx| upload.import(ctx)).await {
+    match with_context(&app, move |ctx| upload.import(ctx)).await {
         Ok(imported) => Redirect::to(&format!(
             "/ui/packages/{}/install",
             imported.summary.package
@@ -535,7 +524,7 @@ async fn install_page_data(
     app: &Arc<App>,
     reference: String,
 ) -> Result<InstallPage, aps_ops::Error> {
-    read(app, move |ctx| {
+    with_context(app, move |ctx| {
         Ok(InstallPage {
             package: aps_ops::package::show(ctx, &reference)?,
             sites: start::value(&aps_ops::site::list(ctx)?)?,
@@ -692,7 +681,7 @@ async fn install(
 
 /// An instance with what its page needs.
 async fn instance_data(app: &Arc<App>, id: String, lang: String) -> Result<Value, aps_ops::Error> {
-    read(app, move |ctx| {
+    with_context(app, move |ctx| {
         let details = aps_ops::instance::show(ctx, &id)?;
         let links = aps_ops::package::load(ctx, &details.view.package.reference)
             .map(|p| entry_points(&p.meta, &details.view.url, &lang))
@@ -725,7 +714,7 @@ async fn configure_data(
     app: &Arc<App>,
     id: String,
 ) -> Result<(Vec<aps_meta::model::SettingNode>, BTreeMap<String, String>), aps_ops::Error> {
-    read(app, move |ctx| {
+    with_context(app, move |ctx| {
         let details = aps_ops::instance::show(ctx, &id)?;
         let meta = aps_ops::package::load(ctx, &details.view.package.reference)?.meta;
         let nodes = meta
@@ -822,7 +811,7 @@ async fn globals_data(
     app: &Arc<App>,
     reference: String,
 ) -> Result<(Vec<aps_meta::model::SettingNode>, BTreeMap<String, String>), aps_ops::Error> {
-    read(app, move |ctx| {
+    with_context(app, move |ctx| {
         let nodes = aps_ops::package::load(ctx, &reference)?
             .meta
             .global_settings;
@@ -887,7 +876,7 @@ async fn globals(
 async fn remove_form(State(app): State<Arc<App>>, user: User, Path(id): Path<String>) -> Response {
     let trees = {
         let id = id.clone();
-        read(&app, move |ctx| aps_ops::remove::file_trees(ctx, &id)).await
+        with_context(&app, move |ctx| aps_ops::remove::file_trees(ctx, &id)).await
     };
     match trees {
         Ok(trees) => page(
@@ -1002,7 +991,7 @@ async fn operation(State(app): State<Arc<App>>, user: User, Path(opid): Path<Str
     let links = match (&op.instance, op.state) {
         (Some(id), "succeeded") => {
             let (id, lang) = (id.clone(), user.lang.clone());
-            read(&app, move |ctx| {
+            with_context(&app, move |ctx| {
                 let details = aps_ops::instance::show(ctx, &id)?;
                 let meta = aps_ops::package::load(ctx, &details.view.package.reference)?.meta;
                 Ok(entry_points(&meta, &details.view.url, &lang))
@@ -1044,7 +1033,7 @@ async fn operation_events(
 }
 
 async fn operations(State(app): State<Arc<App>>, user: User) -> Response {
-    match read(&app, |ctx| aps_ops::jobs::list(ctx, None, 200)).await {
+    match with_context(&app, |ctx| aps_ops::jobs::list(ctx, None, 200)).await {
         Ok(list) => {
             let list: Vec<aps_ops::jobs::JobView> = list
                 .into_iter()
