@@ -6,26 +6,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::service::Service;
+use super::service::{Service, hello_zip};
 use super::world::{self, World};
 
 /// The administrator password given at install: it must never come back.
 const SECRET: &str = "Adm1n-s3cret-pw";
-
-/// `examples/hello` built into `<dir>/hello.app.zip`; returns its bytes.
-fn hello(w: &World) -> Vec<u8> {
-    let zip = w.dir.join("hello.app.zip");
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
-    w.apsctl(&[
-        "package",
-        "build",
-        &world::show(&source),
-        "--out",
-        &world::show(&zip),
-    ])
-    .ok();
-    fs_err::read(&zip).unwrap()
-}
 
 /// The refused settings' ids of an error body, sorted.
 fn refused(body: &Value) -> Vec<String> {
@@ -70,7 +55,7 @@ fn issue_11_hello_is_uploaded_installed_backed_up_restored_migrated_and_removed(
     w.site(&tenant, "other");
     let api = Service::start(&w);
 
-    let (status, imported) = api.upload(&hello(&w));
+    let (status, imported) = api.upload(&fs_err::read(hello_zip(&w)).unwrap());
     assert_eq!(status, 201, "{imported}");
     let reference = imported["package"].as_str().unwrap().to_owned();
     let (status, shown) = api.call("GET", &format!("/v1/packages/{reference}"), None);
@@ -288,13 +273,11 @@ fn api_log_lines(api: &Service) -> Vec<Value> {
 fn issue_11_a_crashed_services_running_job_gets_an_outcome() {
     let (w, reference) = super::world(1111, "#!/bin/sh\nsleep 5\nexit 0\n");
     let api = Service::start(&w);
-    let (status, answer) = api.call(
+    let opid = api.begin(
         "POST",
         "/v1/instances",
         Some(&json!({"package": reference, "site": "site"})),
     );
-    assert_eq!(status, 202, "{answer}");
-    let opid = answer["operation"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_secs(1));
     let (_, running) = api.call("GET", &format!("/v1/operations/{opid}"), None);
     assert_eq!(running["state"], "running", "{running}");
@@ -325,13 +308,11 @@ fn issue_11_a_crashed_services_running_job_gets_an_outcome() {
 fn issue_11_concurrent_reads_and_the_cli_while_an_install_runs() {
     let (w, reference) = super::world(1112, "#!/bin/sh\nsleep 3\nexit 0\n");
     let api = Service::start(&w);
-    let (status, answer) = api.call(
+    let opid = api.begin(
         "POST",
         "/v1/instances",
         Some(&json!({"package": reference, "site": "site", "path": "api"})),
     );
-    assert_eq!(status, 202, "{answer}");
-    let opid = answer["operation"].as_str().unwrap().to_owned();
     let cli = {
         let cli_home = w.home.clone();
         let reference = reference.clone();
@@ -385,19 +366,18 @@ fn issue_11_concurrent_reads_and_the_cli_while_an_install_runs() {
     assert_eq!(w.instances().len(), 2);
     // An instance an operation holds: 423 at once for the next one.
     let id = op["result"]["instance"].as_str().unwrap().to_owned();
-    let (status, first) = api.call(
+    let first = api.begin(
         "POST",
         &format!("/v1/instances/{id}/configure"),
         Some(&json!({"settings": {"title": "one"}})),
     );
-    assert_eq!(status, 202, "{first}");
     let (status, second) = api.call("POST", &format!("/v1/instances/{id}/disable"), None);
     assert_eq!(
         (status, &second["error"]["kind"]),
         (423, &json!("busy")),
         "{second}"
     );
-    let op = api.wait(first["operation"].as_str().unwrap());
+    let op = api.wait(&first);
     assert_eq!(op["state"], "succeeded", "{op}");
     assert!(!api.log_text().contains("locked"), "{}", api.log_text());
 }
@@ -408,13 +388,11 @@ fn issue_11_concurrent_reads_and_the_cli_while_an_install_runs() {
 fn issue_11_sigterm_past_the_grace_period_leaves_an_outcome() {
     let (w, reference) = super::world(1113, "#!/bin/sh\nsleep 8\nexit 0\n");
     let api = Service::start_with(&w, &["--grace", "1"]);
-    let (status, answer) = api.call(
+    let opid = api.begin(
         "POST",
         "/v1/instances",
         Some(&json!({"package": reference, "site": "site"})),
     );
-    assert_eq!(status, 202, "{answer}");
-    let opid = answer["operation"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_millis(800));
     // Had it waited for the install, the job would say `succeeded`.
     assert_eq!(api.stop(), Some(0));
@@ -449,13 +427,11 @@ fn issue_11_operation_progress_streams_as_server_sent_events() {
         (404, &json!("not_found")),
         "{missing}"
     );
-    let (status, answer) = api.call(
+    let opid = api.begin(
         "POST",
         "/v1/instances",
         Some(&json!({"package": reference, "site": "site"})),
     );
-    assert_eq!(status, 202, "{answer}");
-    let opid = answer["operation"].as_str().unwrap().to_owned();
     let response = ureq::get(&format!("{}/v1/operations/{opid}/events", api.base))
         .set("Authorization", &format!("Bearer {}", api.token))
         .call()
@@ -490,13 +466,11 @@ fn issue_11_operation_progress_streams_as_server_sent_events() {
     // SIGTERM with a stream open: the stream ends (`stopping`), the operation finishes, the
     // service exits 0.
     let id = outcome["instance"].as_str().unwrap().to_owned();
-    let (status, answer) = api.call(
+    let opid = api.begin(
         "POST",
         &format!("/v1/instances/{id}/configure"),
         Some(&json!({"settings": {"title": "streamed"}})),
     );
-    assert_eq!(status, 202, "{answer}");
-    let opid = answer["operation"].as_str().unwrap().to_owned();
     let url = format!("{}/v1/operations/{opid}/events", api.base);
     let token = api.token.clone();
     let reader = std::thread::spawn(move || {

@@ -124,11 +124,16 @@ impl Service {
         }
     }
 
-    /// Starts an operation and waits for its end.
-    pub fn operation(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+    /// Starts an operation (`202`); returns its id.
+    pub fn begin(&self, method: &str, path: &str, body: Option<&Value>) -> String {
         let (status, answer) = self.call(method, path, body);
         assert_eq!(status, 202, "{method} {path}: {answer}");
-        self.wait(answer["operation"].as_str().unwrap())
+        answer["operation"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts an operation and waits for its end.
+    pub fn operation(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        self.wait(&self.begin(method, path, body))
     }
 
     /// SIGTERM, then the exit status.
@@ -167,6 +172,21 @@ impl Service {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+}
+
+/// `examples/hello` built into `<dir>/hello.app.zip`; returns the archive's path.
+pub fn hello_zip(w: &World) -> std::path::PathBuf {
+    let zip = w.dir.join("hello.app.zip");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
+    w.apsctl(&[
+        "package",
+        "build",
+        &world::show(&source),
+        "--out",
+        &world::show(&zip),
+    ])
+    .ok();
+    zip
 }
 
 impl Drop for Service {

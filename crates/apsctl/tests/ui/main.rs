@@ -170,15 +170,6 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
-/// The example package `hello`, built.
-fn hello(w: &World) -> PathBuf {
-    let zip = w.dir.join("hello.app.zip");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
-    w.apsctl(&["package", "build", &show(&source), "--out", &show(&zip)])
-        .ok();
-    zip
-}
-
 /// Issue 11: the whole path through the UI in headless Chromium.
 #[test]
 #[expect(
@@ -213,7 +204,7 @@ fn issue_11_install_and_remove_through_the_web_ui_in_chromium() {
         &fpm.listen,
     ])
     .ok();
-    let zip = hello(&w);
+    let zip = service::hello_zip(&w);
     let api = Service::start(&w);
     let driver = Driver::start();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -424,7 +415,7 @@ fn issue_11_the_ui_session_cookie_and_csrf_rules() {
     let w = World::new(1191);
     let tenant = w.tenant("a");
     w.site(&tenant, "site");
-    let zip = hello(&w);
+    let zip = service::hello_zip(&w);
     w.apsctl(&["package", "import", &show(&zip)]).ok();
     let api = Service::start(&w);
     let agent = ureq::AgentBuilder::new().redirects(0).build();
